@@ -1,0 +1,14 @@
+"""prosper: LLMs as sparse retrievers for first-stage product search.
+
+Importing the package is cheap on purpose: no torch, no transformers. Heavy modules are
+imported inside the functions that need them so that ``prosper --help`` answers at once.
+"""
+
+import pluggy
+
+__version__ = "0.1.0"
+
+#: Decorator plugin authors use to implement the hooks in :mod:`prosper.hookspecs`.
+hookimpl = pluggy.HookimplMarker("prosper")
+
+__all__ = ["__version__", "hookimpl"]

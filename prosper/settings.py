@@ -1,0 +1,345 @@
+"""The validated settings model and its four sources.
+
+Precedence, lowest first: the defaults below < ``--config FILE`` (YAML) < ``PROSPER_*``
+environment variables (nested with ``__``, e.g. ``PROSPER_TRAIN__BATCH_SIZE=32``) < CLI
+overrides written ``section.key=value`` (``model.pooling=max``). Components are written
+``{name: <registered name>, ...params}``; their params are checked against the plugin's own
+model by :func:`validate_components` right after plugins load. Defaults follow the paper
+(see docs/method.md); ``conf/config.yaml`` spells them out.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from prosper.errors import ConfigError, InputError
+from prosper.registry import format_validation_error
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ComponentSpec(BaseModel):
+    """``{name: <registered name>, ...params}``; params are validated by the plugin's model."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+# -- model --------------------------------------------------------------------------------
+class LRNSettings(Section):
+    """Literal Residual Network (Eq. 8-9)."""
+
+    enabled: bool = True
+    sides: Literal["both", "query", "item"] = "both"
+    mode: Literal["compensate", "add", "review"] = "compensate"
+
+
+class LFWSettings(Section):
+    """Lexical Focusing Window (Eq. 10): keep the top-k terms when a vector has more."""
+
+    enabled: bool = True
+    k_query: int = Field(256, ge=1)
+    k_item: int = Field(512, ge=1)
+
+
+class ModelSettings(Section):
+    backbone: ComponentSpec = ComponentSpec(name="qwen", path="Qwen/Qwen2.5-3B")
+    pooling: Literal["auto", "last", "max", "mean", "sum"] = "auto"  # auto: last for causal, max for MLM
+    max_length: int = Field(64, ge=2)
+    lrn: LRNSettings = LRNSettings()
+    lfw: LFWSettings = LFWSettings()
+    scoring: Literal["query_l2", "none", "query_l1", "both_l2", "item_l2"] = "query_l2"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    quantization: Literal["none", "8bit", "4bit"] = "none"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    echo: bool = False  # repeat the text and pool over the second copy (causal LMs)
+    bidirectional: bool = False  # drop the causal mask where the backbone allows
+    query_terms: Literal["all", "literal", "expansion"] = "all"  # analysis: keep only these terms
+    item_terms: Literal["all", "literal", "expansion"] = "all"
+    query_encoder: Literal["model", "inference_free"] = "model"  # inference_free: query = literal indicator
+    head_chunk_size: int = Field(4096, ge=1)  # positions per LM-head chunk for max/mean/sum pooling
+
+
+# -- data ---------------------------------------------------------------------------------
+class DataSettings(Section):
+    path: str | None = None  # a BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv
+    train_split: str = "train"
+    dev_split: str = "dev"
+    min_grade: int = 1  # qrels at or above this grade are positives
+    triples: str | None = None  # JSONL/TSV/Parquet training triples instead of qrels
+    max_dev_queries: int = Field(500, ge=1)
+    title_field: str = "title"
+    text_field: str = "text"
+
+
+# -- train --------------------------------------------------------------------------------
+class OptimizerSettings(Section):
+    name: Literal["adamw", "adamw8bit"] = "adamw"
+    lr: float = Field(3e-5, gt=0)
+    weight_decay: float = Field(0.1, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+
+class TrainSettings(Section):
+    loss: ComponentSpec = ComponentSpec(name="in_batch_nll")
+    regularizers: list[ComponentSpec] = [
+        ComponentSpec(name="flops", lambda_query=5e-3, lambda_item=1e-3, schedule="quadratic", ramp_steps=400)
+    ]
+    optimizer: OptimizerSettings = OptimizerSettings()
+    batch_size: int = Field(64, ge=1)
+    max_steps: int = Field(80000, ge=1)
+    epochs: float | None = Field(None, gt=0)  # when set, caps training at this many epochs
+    warmup_steps: int = Field(80, ge=0)
+    grad_accumulation: int = Field(1, ge=1)
+    max_grad_norm: float | None = 1.0
+    amp: Literal["none", "bf16", "fp16"] = "bf16"
+    seed: int = 42
+    output_dir: str = "runs/prosper"
+    save_every: int = Field(500, ge=1)
+    eval_every: int = Field(500, ge=1)
+    log_every: int = Field(10, ge=1)
+    keep_last: int = Field(2, ge=1)
+    hard_negatives: int = Field(0, ge=0)  # hard negatives per query, from the triples file
+    num_workers: int = Field(0, ge=0)
+
+
+# -- infer / export / search --------------------------------------------------------------
+class InferSettings(Section):
+    batch_size: int = Field(256, ge=1)
+    buffer_size: int = Field(8192, ge=1)  # texts read ahead and sorted by length
+    shard_size: int = Field(100000, ge=1)  # items per output shard (resume granularity)
+    on_error: Literal["fail", "skip"] = "fail"  # empty texts, duplicate ids, undecodable lines
+
+
+class SearchSettings(Section):
+    k: int = Field(1000, ge=1)
+    query_top_terms: int | None = Field(None, ge=1)  # the paper serves with 16
+    searcher: ComponentSpec = ComponentSpec(name="exact")
+
+
+SECTION_MODELS = {
+    "model": ModelSettings,
+    "data": DataSettings,
+    "train": TrainSettings,
+    "infer": InferSettings,
+    "export": ComponentSpec,
+    "search": SearchSettings,
+}
+
+
+class ProsperSettings(BaseSettings):
+    """The root of every run's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROSPER_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
+    )
+
+    model: ModelSettings = ModelSettings()
+    data: DataSettings = DataSettings()
+    train: TrainSettings = TrainSettings()
+    infer: InferSettings = InferSettings()
+    export: ComponentSpec = ComponentSpec(name="parquet")
+    search: SearchSettings = SearchSettings()
+
+    @model_validator(mode="after")
+    def _check(self) -> ProsperSettings:
+        if self.model.lfw.k_query < 1 or self.model.lfw.k_item < 1:
+            raise ValueError("lfw k must be positive")
+        return self
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# Environment variables that belong to prosper but are not settings.
+_NOT_SETTINGS = {"PROSPER_DEBUG", "PROSPER_DISABLE_PLUGINS"}
+
+
+class _DictSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls, data: Mapping[str, Any]):
+        super().__init__(settings_cls)
+        self._data = dict(data)
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - not used by __call__
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+# -- reading the sources ------------------------------------------------------------------
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("configuration file not found", path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(f"{path}:{line}: invalid YAML: {exc.problem}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the configuration must be a mapping of sections")
+    return data
+
+
+def yaml_line_locator(path: str | Path):
+    """Return ``locate(dotted.path) -> 'file:line'`` using the YAML node marks."""
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8"))
+    except Exception:
+        return lambda _path: None
+
+    def locate(dotted: str) -> str | None:
+        node, line = root, None
+        for part in dotted.replace("[", ".[").split("."):
+            if node is None:
+                break
+            if part.startswith("["):
+                index = int(part[1:-1])
+                if isinstance(node, yaml.SequenceNode) and index < len(node.value):
+                    node = node.value[index]
+                    line = node.start_mark.line + 1
+                    continue
+                break
+            if not isinstance(node, yaml.MappingNode):
+                break
+            for key, value in node.value:
+                if key.value == part:
+                    node, line = value, key.start_mark.line + 1
+                    break
+            else:
+                break
+        return f"{path}:{line}" if line else None
+
+    return locate
+
+
+def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
+    """``["train.batch_size=32", "model.lrn.enabled=false"]`` -> nested dict (YAML-typed values)."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"override {item!r}: write section.key=value, e.g. train.batch_size=32")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        node = tree
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part} was already given a value")
+        node[parts[-1]] = value
+    return tree
+
+
+def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+    environ: Mapping[str, str] | None = None,
+) -> ProsperSettings:
+    """Resolve the settings from all four sources; raise :class:`ConfigError` on any problem."""
+    file_data = read_yaml(config_file) if config_file else {}
+    override_data = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
+    environ = os.environ if environ is None else environ
+
+    class _Resolved(ProsperSettings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+            env = _EnvSource(settings_cls, environ)
+            return (_DictSource(settings_cls, override_data), env, _DictSource(settings_cls, file_data))
+
+    try:
+        resolved = _Resolved()
+    except ValidationError as exc:
+        locate = yaml_line_locator(config_file) if config_file else None
+        raise ConfigError(format_validation_error(exc, locate=locate)) from None
+    return ProsperSettings.model_validate(resolved.model_dump())
+
+
+class _EnvSource(PydanticBaseSettingsSource):
+    """``PROSPER_SECTION__KEY=value`` variables, values parsed as YAML scalars or JSON."""
+
+    def __init__(self, settings_cls, environ: Mapping[str, str]):
+        super().__init__(settings_cls)
+        self._environ = environ
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - not used by __call__
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        tree: dict[str, Any] = {}
+        for name, raw in self._environ.items():
+            if not name.startswith("PROSPER_") or name in _NOT_SETTINGS:
+                continue
+            path = name[len("PROSPER_") :].lower().split("__")
+            if path[0] not in SECTION_MODELS or any(not p for p in path):
+                continue
+            try:
+                value = yaml.safe_load(raw) if raw.strip() else None
+            except yaml.YAMLError:
+                value = raw
+            node = tree
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = value
+        return tree
+
+
+def validate_components(settings: ProsperSettings, registry=None) -> dict[str, BaseModel]:
+    """Check every component spec against its plugin's params model (before anything heavy).
+
+    Returns ``{"model.backbone": params, ...}``. Raises :class:`ConfigError` naming the field.
+    """
+    if registry is None:
+        from prosper.plugins import get_registry
+
+        registry = get_registry()
+    checked: dict[str, BaseModel] = {}
+    checked["model.backbone"] = registry.validate("backbone", settings.model.backbone, "model.backbone")
+    checked["train.loss"] = registry.validate("loss", settings.train.loss, "train.loss")
+    for i, spec in enumerate(settings.train.regularizers):
+        where = f"train.regularizers[{i}]"
+        checked[where] = registry.validate("regularizer", spec, where)
+    checked["export"] = registry.validate("exporter", settings.export, "export")
+    checked["search.searcher"] = registry.validate("searcher", settings.search.searcher, "search.searcher")
+    return checked
+
+
+def resolve(config_file=None, overrides=(), environ=None, registry=None) -> ProsperSettings:
+    """Load the settings and validate the components: what every command starts with."""
+    settings = load_settings(config_file, overrides, environ)
+    validate_components(settings, registry)
+    return settings
