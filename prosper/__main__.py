@@ -1,0 +1,3 @@
+from prosper.cli.app import run
+
+run()
