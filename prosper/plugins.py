@@ -93,6 +93,12 @@ def register_plugin(plugin: object, name: str | None = None) -> str:
     if registered is None:
         raise PluginError(f"plugin {name or plugin!r} is blocked")
     get_registry.cache_clear()
+    try:
+        get_registry()  # fail now, not at first use, if it clashes with what is there
+    except PluginError:
+        pm.unregister(name=registered)
+        get_registry.cache_clear()
+        raise
     return registered
 
 

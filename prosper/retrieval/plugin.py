@@ -1,3 +1,19 @@
-"""Built-in components of this kind, registered through the ``prosper`` entry-point group."""
+"""Built-in searchers, registered through the ``prosper`` entry-point group.
 
-from prosper import hookimpl  # noqa: F401  (hook implementations arrive with their issue)
+* ``exact``: the embedded inverted index (:mod:`prosper.retrieval.index`), exact top-k per Eq. 11.
+* ``seismic``: approximate search with pyseismic-lsr (optional extra ``prosper-retrieval[seismic]``),
+  imported only when a seismic index is built or opened.
+
+Nothing heavy is imported here: this module loads whenever the registry does.
+"""
+
+from __future__ import annotations
+
+from prosper import hookimpl
+from prosper.retrieval.searchers import ExactParams, ExactSearcher, SeismicParams, SeismicSearcher
+
+
+@hookimpl
+def register_searchers(register):
+    register("exact", ExactSearcher, ExactParams)
+    register("seismic", SeismicSearcher, SeismicParams)

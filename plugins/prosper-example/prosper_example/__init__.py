@@ -1,0 +1,1 @@
+"""A template prosper plugin (see plugin.py)."""

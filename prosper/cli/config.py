@@ -1,0 +1,35 @@
+"""``prosper config show|validate``: print and check resolved settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from prosper.cli.common import ConfigOption, OverridesArgument, console, resolve_settings
+
+config_app = typer.Typer(help="Show and validate settings.", no_args_is_help=True)
+
+
+@config_app.command("show")
+def show(config: ConfigOption = None, overrides: OverridesArgument = None) -> None:
+    """Print the resolved settings (defaults < --config < PROSPER_* env < overrides) as YAML."""
+    from rich.syntax import Syntax
+
+    settings = resolve_settings(config, overrides)
+    console.print(Syntax(settings.to_yaml(), "yaml", background_color="default"))
+
+
+@config_app.command("validate")
+def validate(
+    path: Annotated[Path, typer.Argument(help="The YAML settings file to check.")],
+    overrides: OverridesArgument = None,
+) -> None:
+    """Check a settings file, including every component's parameters; exit 0 when valid."""
+    resolve_settings(path, overrides)
+    console.print(f"[green]ok[/]: {path} is valid")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(config_app, name="config")

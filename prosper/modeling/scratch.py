@@ -1,0 +1,171 @@
+"""Tiny random models and tokenizers built from scratch, for tests, demos and benchmarks.
+
+Nothing here downloads anything: a byte-level BPE (causal) or WordPiece (masked LM) tokenizer
+is trained on the given texts with the ``tokenizers`` library, and a randomly initialised
+Qwen2/Qwen3 causal LM or BERT masked LM is built from a config and saved with
+``save_pretrained`` (safetensors). The results load with ``AutoModelForCausalLM`` /
+``AutoModelForMaskedLM`` and ``AutoTokenizer`` like any hub model, so they exercise exactly
+the code paths a real backbone uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+#: Texts used when the caller gives none: enough variety for a few hundred merges.
+DEFAULT_TEXTS = [
+    "cordless drill with lithium ion battery and charger",
+    "stainless steel kitchen sink with single bowl",
+    "led light bulb 60 watt equivalent soft white",
+    "outdoor patio chair in brown wicker",
+    "garden hose 50 ft heavy duty",
+    "white ceramic floor tile 12 in x 12 in",
+    "copper pipe fitting 1/2 in elbow",
+    "interior latex paint satin finish gallon",
+    "wood screws #8 x 1-1/4 in 100 pack",
+    "portable space heater with thermostat",
+    "bathroom vanity with marble top and faucet",
+    "lawn mower self propelled gas 21 in",
+]
+
+CAUSAL_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+MLM_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def train_tokenizer(
+    texts: Iterable[str] | None = None,
+    vocab_size: int = 512,
+    kind: str = "bpe",
+    lowercase: bool = False,
+):
+    """Train a small tokenizer and wrap it in a ``PreTrainedTokenizerFast``.
+
+    ``kind="bpe"``: byte-level BPE in the style of Qwen (``<|endoftext|>`` is pad and eos, no BOS,
+    no special tokens added around the text). ``kind="wordpiece"``: BERT style
+    (``[CLS] text [SEP]``, ``[PAD]``, ``[UNK]``, ``[MASK]``), for masked LMs.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    texts = list(texts) if texts is not None else list(DEFAULT_TEXTS)
+    if kind == "bpe":
+        tok = Tokenizer(models.BPE(unk_token=None))
+        if lowercase:
+            tok.normalizer = normalizers.Lowercase()
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=list(CAUSAL_SPECIALS),
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tok.train_from_iterator(texts, trainer=trainer)
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
+        wrapped = PreTrainedTokenizerFast(
+            tokenizer_object=tok,
+            eos_token="<|endoftext|>",
+            pad_token="<|endoftext|>",
+            unk_token=None,
+            additional_special_tokens=list(CAUSAL_SPECIALS[1:]),
+            padding_side="left",
+            model_max_length=512,
+        )
+        return wrapped
+    if kind == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(MLM_SPECIALS), show_progress=False)
+        tok.train_from_iterator(texts, trainer=trainer)
+        cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+        )
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tok,
+            pad_token="[PAD]",
+            unk_token="[UNK]",
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+            mask_token="[MASK]",
+            padding_side="right",
+            model_max_length=512,
+        )
+    raise ValueError(f"unknown tokenizer kind {kind!r} (bpe | wordpiece)")
+
+
+def _save(model, tokenizer, out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def build_random_causal_lm(
+    tokenizer,
+    out_dir: str | Path,
+    hidden_size: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    arch: str = "qwen2",
+    seed: int = 0,
+    tie_word_embeddings: bool = False,
+) -> Path:
+    """A random Qwen2 or Qwen3 causal LM sized to ``tokenizer``, saved (with it) to ``out_dir``."""
+    import torch
+    from transformers import AutoModelForCausalLM, Qwen2Config, Qwen3Config
+
+    common = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=max(1, heads // 2),
+        max_position_embeddings=1024,
+        tie_word_embeddings=tie_word_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    if arch == "qwen2":
+        config = Qwen2Config(**common)
+    elif arch == "qwen3":
+        config = Qwen3Config(head_dim=hidden_size // heads, **common)
+    else:
+        raise ValueError(f"unknown arch {arch!r} (qwen2 | qwen3)")
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    return _save(model, tokenizer, out_dir)
+
+
+def build_random_masked_lm(
+    tokenizer,
+    out_dir: str | Path,
+    hidden_size: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    seed: int = 0,
+) -> Path:
+    """A random BERT masked LM sized to ``tokenizer``, saved (with it) to ``out_dir``."""
+    import torch
+    from transformers import AutoModelForMaskedLM, BertConfig
+
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForMaskedLM.from_config(config)
+    return _save(model, tokenizer, out_dir)
