@@ -373,31 +373,37 @@ class _Retry(Exception):
     """The sampled product cannot carry this kind of query; sample another."""
 
 
-def judge(query: Query, by_category: dict[str, list[Product]], by_model: dict[str, Product], rng: random.Random):
-    """Graded judgments ``{product_id: grade}`` for ``query`` (see the module docstring)."""
-    if "model" in query.constraints:
-        return {by_model[query.constraints["model"]].id: 2}
-    total = len(query.constraints)
-    grades: dict[str, int] = {}
-    for noun in query.categories:
-        for p in by_category[noun]:
-            satisfied = sum(getattr(p, key) == value for key, value in query.constraints.items())
-            if satisfied == total:
-                grades[p.id] = 2
-            elif satisfied == total - 1 and len(query.categories) == 1:
-                grades[p.id] = 1
-    # Judged-irrelevant distractors: outside the category, every other constraint met.
-    wanted = set(query.categories)
-    outside = [
-        p.id
-        for noun, items in sorted(by_category.items())
-        if noun not in wanted
-        for p in items
-        if all(getattr(p, key) == value for key, value in query.constraints.items())
-    ]
-    for pid in rng.sample(outside, min(3, len(outside))):
-        grades[pid] = 0
-    return grades
+class Judge:
+    """Graded judgments for queries over one catalog (see the module docstring for the grades)."""
+
+    def __init__(self, products: list[Product]):
+        self.by_model = {p.model: p.id for p in products}
+        self.by_category: dict[str, set[str]] = {}
+        self.by_value: dict[tuple[str, str], set[str]] = {}
+        for p in products:
+            self.by_category.setdefault(p.category, set()).add(p.id)
+            for key in ("brand", "colour", "material", "size"):
+                self.by_value.setdefault((key, getattr(p, key)), set()).add(p.id)
+
+    def __call__(self, query: Query, rng: random.Random) -> dict[str, int]:
+        if "model" in query.constraints:
+            return {self.by_model[query.constraints["model"]]: 2}
+        in_category = set().union(*(self.by_category[noun] for noun in query.categories))
+        matching = [self.by_value.get(item, set()) for item in query.constraints.items()]
+        satisfied = Counter(pid for ids in matching for pid in ids & in_category)
+        total = len(matching)
+        grades = {}
+        for pid in in_category:
+            hits = satisfied.get(pid, 0)
+            if hits == total:
+                grades[pid] = 2
+            elif hits == total - 1 and len(query.categories) == 1:
+                grades[pid] = 1
+        # Judged-irrelevant distractors: outside the category, every other constraint met.
+        outside = sorted(set.intersection(*matching) - in_category) if matching else []
+        for pid in rng.sample(outside, min(3, len(outside))):
+            grades[pid] = 0
+        return grades
 
 
 def generate_queries(
@@ -483,10 +489,7 @@ def generate(
     for i, q in enumerate(queries, start=1):
         q.id = f"q{i:0{qwidth}d}"
 
-    by_category: dict[str, list[Product]] = {}
-    for p in sorted(products, key=lambda p: p.id):
-        by_category.setdefault(p.category, []).append(p)
-    by_model = {p.model: p for p in products}
+    judge = Judge(products)
 
     split: dict[str, str] = {}
     for kind in KINDS:
@@ -499,7 +502,7 @@ def generate(
     counts: dict[str, Counter] = {"train": Counter(), "dev": Counter()}
     grade_counts: Counter = Counter()
     for q in sorted(queries, key=lambda q: q.id):
-        grades = judge(q, by_category, by_model, rng)
+        grades = judge(q, rng)
         for pid in sorted(grades):
             qrel_lines[split[q.id]].append(f"{q.id}\t{pid}\t{grades[pid]}\n")
             grade_counts[grades[pid]] += 1

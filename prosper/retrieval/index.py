@@ -1,0 +1,345 @@
+"""An embedded inverted index over item vectors with exact top-k scoring (Eq. 11).
+
+No server: the index is a folder of ``.npy`` arrays opened memory-mapped, so opening costs a
+few milliseconds whatever the corpus size, and several processes share the pages::
+
+    IDX/
+      meta.json              format, version, sizes, scoring default, extra metadata
+      term_offsets.npy       int64 [vocab_size + 1]: postings of term t are [off[t], off[t+1])
+      postings_items.npy     int32 [nnz]: item rows, ascending within a term
+      postings_weights.npy   float32 [nnz]: item weights W_d[t]
+      item_norms.npy         float32 [n_items]: ||W_d||_2 (for the item_l2 / both_l2 scorings)
+      item_nnz.npy           int32 [n_items]: non-zeros per item (statistics)
+      ids.txt                item ids, one a line, in row order (read on first use)
+      vocabulary.json        term string per term id, when known (read on first use)
+
+Scoring, Eq. 11: ``s(q, d) = TopK(W_q)/||TopK(W_q)||_2 · TopK(W_d)``. The vectors arrive already
+cut by the Lexical Focusing Window; only the query is L2-normalised by default. The ablations
+``none``, ``query_l1``, ``both_l2`` and ``item_l2`` are options. ``query_top_terms=N`` keeps the N
+highest-weighted query terms before normalising (the paper serves with 16); ties go to the
+lower term id.
+
+Search accumulates ``w_q[t] * W_d[t]`` posting by posting into one dense float32 score array
+reused across queries (a posting list holds each item once, so a fancy-indexed ``+=`` is exact),
+then selects the top k with ``np.argpartition``. Only items with a positive score are returned;
+ties are broken by item row (earlier rows first), so results are deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from prosper.errors import ConfigError, InputError
+from prosper.sparse import SparseVectors
+
+FORMAT = "prosper-inverted-index"
+VERSION = 1
+SCORINGS = ("query_l2", "none", "query_l1", "both_l2", "item_l2")
+_ARRAYS = ("term_offsets", "postings_items", "postings_weights", "item_norms", "item_nnz")
+
+
+class SearchResult(NamedTuple):
+    """Top-k of one query, best first: item ids (object array of str) and float32 scores."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+def check_scoring(scoring: str) -> str:
+    if scoring not in SCORINGS:
+        raise ConfigError(f"scoring {scoring!r} is unknown; choose one of {', '.join(SCORINGS)}")
+    return scoring
+
+
+def prepare_query(
+    terms: np.ndarray, weights: np.ndarray, scoring: str = "query_l2", query_top_terms: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The query side of Eq. 11: optional top-N pruning, then the query normalisation.
+
+    Returns ``(terms, weights)`` with ``weights`` as float32, normalised per ``scoring``.
+    """
+    terms = np.asarray(terms)
+    weights = np.asarray(weights, dtype=np.float32)
+    if query_top_terms is not None and len(weights) > query_top_terms:
+        keep = np.lexsort((terms, -weights))[:query_top_terms]  # highest weight, then lowest id
+        keep.sort()
+        terms, weights = terms[keep], weights[keep]
+    if scoring in ("query_l2", "both_l2"):
+        norm = float(np.sqrt(np.dot(weights.astype(np.float64), weights)))
+        if norm > 0:
+            weights = (weights / norm).astype(np.float32)
+    elif scoring == "query_l1":
+        norm = float(np.abs(weights.astype(np.float64)).sum())
+        if norm > 0:
+            weights = (weights / norm).astype(np.float32)
+    return terms, weights
+
+
+class InvertedIndex:
+    """Term -> (item rows, weights) postings; exact top-k by Eq. 11.
+
+    Build with :meth:`build` (in memory), persist with :meth:`save`, reopen memory-mapped with
+    :meth:`open`. ``search`` returns one :class:`SearchResult` per query row.
+    """
+
+    searcher = "exact"
+
+    def __init__(
+        self,
+        term_offsets: np.ndarray,
+        postings_items: np.ndarray,
+        postings_weights: np.ndarray,
+        item_norms: np.ndarray,
+        item_nnz: np.ndarray,
+        ids: Sequence[str] | None,
+        meta: dict,
+        directory: Path | None = None,
+        vocabulary: list[str] | None = None,
+    ) -> None:
+        # Plain ndarray views of (possibly memory-mapped) arrays: slicing a np.memmap is slower.
+        self.term_offsets = np.asarray(term_offsets)
+        self.postings_items = np.asarray(postings_items)
+        self.postings_weights = np.asarray(postings_weights)
+        self.item_norms = np.asarray(item_norms)
+        self.item_nnz = np.asarray(item_nnz)
+        self.meta = meta
+        self.directory = directory
+        self._ids = None if ids is None else np.asarray(list(ids), dtype=object)
+        self._vocabulary = vocabulary
+        self._inv_norms: np.ndarray | None = None
+        self._acc: np.ndarray | None = None
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls, items: SparseVectors, vocabulary: Sequence[str] | None = None, metadata: dict | None = None
+    ) -> InvertedIndex:
+        """Invert item vectors (CSR rows) into per-term postings sorted by item row."""
+        n = len(items)
+        if len(set(items.ids)) != n:
+            seen: set[str] = set()
+            dup = next(i for i in items.ids if i in seen or seen.add(i))
+            raise InputError(f"duplicate item id {dup!r}; item ids must be unique")
+        if any("\n" in i or "\r" in i for i in items.ids):
+            raise InputError("item ids must not contain line breaks")
+        if n >= 2**31 - 1:
+            raise InputError(f"{n} items: the index stores rows as int32 and holds at most 2^31 - 2")
+        if vocabulary is not None and len(vocabulary) != items.vocab_size:
+            raise InputError(f"vocabulary has {len(vocabulary)} terms but the vectors {items.vocab_size}")
+        if len(items.term_ids) and (items.term_ids.min() < 0 or items.term_ids.max() >= items.vocab_size):
+            raise InputError(f"term id out of range for vocabulary size {items.vocab_size}")
+        nnz = items.nnz
+        rows = np.repeat(np.arange(n, dtype=np.int32), nnz)
+        # A stable sort by term keeps rows ascending inside each posting list.
+        order = np.argsort(items.term_ids, kind="stable")
+        postings_items = rows[order]
+        postings_weights = items.weights[order].astype(np.float32)
+        df = np.bincount(items.term_ids, minlength=items.vocab_size)
+        term_offsets = np.zeros(items.vocab_size + 1, np.int64)
+        np.cumsum(df, out=term_offsets[1:])
+        sq = items.weights.astype(np.float64) ** 2
+        item_norms = np.sqrt(np.add.reduceat(sq, items.offsets[:-1]) if len(sq) else np.zeros(n))
+        item_norms[nnz == 0] = 0.0  # reduceat repeats the next value for empty rows
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "searcher": "exact",
+            "n_items": n,
+            "vocab_size": int(items.vocab_size),
+            "nnz": int(len(items.term_ids)),
+            "has_vocabulary": vocabulary is not None,
+            "metadata": dict(metadata or {}),
+        }
+        return cls(
+            term_offsets,
+            postings_items,
+            postings_weights,
+            item_norms.astype(np.float32),
+            nnz.astype(np.int32),
+            items.ids,
+            meta,
+            vocabulary=None if vocabulary is None else list(vocabulary),
+        )
+
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write the index folder atomically (a temporary folder renamed into place)."""
+        directory = Path(directory)
+        if directory.exists() and not overwrite:
+            raise InputError("index folder already exists (use --force / overwrite=True)", directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        for name in _ARRAYS:
+            np.save(tmp / f"{name}.npy", getattr(self, name), allow_pickle=False)
+        (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in self.ids), encoding="utf-8")
+        if self.vocabulary is not None:
+            (tmp / "vocabulary.json").write_text(json.dumps(self.vocabulary, ensure_ascii=False), encoding="utf-8")
+        (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        replace_dir(tmp, directory)
+        self.directory = directory
+        return directory
+
+    @classmethod
+    def open(cls, directory: str | Path, mmap: bool = True) -> InvertedIndex:
+        """Open a saved index; arrays are memory-mapped (read-only) unless ``mmap=False``."""
+        directory = Path(directory)
+        meta = read_meta(directory)
+        if meta.get("format") != FORMAT:
+            raise InputError(f"not a prosper inverted index (format {meta.get('format')!r})", directory / "meta.json")
+        if meta.get("version") != VERSION:
+            raise InputError(f"index version {meta.get('version')} is not supported (expected {VERSION})", directory)
+        arrays = {}
+        for name in _ARRAYS:
+            path = directory / f"{name}.npy"
+            if not path.is_file():
+                raise InputError("index file missing", path)
+            arrays[name] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        n, v = meta["n_items"], meta["vocab_size"]
+        if (
+            len(arrays["term_offsets"]) != v + 1
+            or len(arrays["item_norms"]) != n
+            or len(arrays["postings_items"]) != int(arrays["term_offsets"][-1])
+            or len(arrays["postings_weights"]) != len(arrays["postings_items"])
+        ):
+            raise InputError("index arrays disagree with meta.json (corrupt or partial index)", directory)
+        return cls(ids=None, meta=meta, directory=directory, **arrays)
+
+    # -- access ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.meta["n_items"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.meta["vocab_size"])
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Item ids in row order (object array of str), read from ``ids.txt`` on first use."""
+        if self._ids is None:
+            text = (self.directory / "ids.txt").read_text(encoding="utf-8")
+            ids = text.split("\n")[:-1]
+            if len(ids) != len(self):
+                raise InputError(f"ids.txt has {len(ids)} ids for {len(self)} items", self.directory / "ids.txt")
+            self._ids = np.asarray(ids, dtype=object)
+        return self._ids
+
+    @property
+    def vocabulary(self) -> list[str] | None:
+        if self._vocabulary is None and self.directory is not None and self.meta.get("has_vocabulary"):
+            path = self.directory / "vocabulary.json"
+            self._vocabulary = json.loads(path.read_text(encoding="utf-8"))
+        return self._vocabulary
+
+    def document_frequency(self, term_ids: np.ndarray) -> np.ndarray:
+        """Posting-list length of each term: how many items contain it."""
+        term_ids = np.asarray(term_ids, dtype=np.int64)
+        return self.term_offsets[term_ids + 1] - self.term_offsets[term_ids]
+
+    # -- search ---------------------------------------------------------------------------
+    def search(
+        self,
+        queries: SparseVectors,
+        k: int = 1000,
+        scoring: str = "query_l2",
+        query_top_terms: int | None = None,
+    ) -> list[SearchResult]:
+        """Exact top-``k`` items for each query row (Eq. 11), best first."""
+        ids = self.ids
+        return [SearchResult(ids[rows], scores) for rows, scores in self.search_rows(queries, k, scoring, query_top_terms)]
+
+    def search_rows(
+        self, queries: SparseVectors, k: int = 1000, scoring: str = "query_l2", query_top_terms: int | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Like :meth:`search` but returns item rows (int64) instead of ids."""
+        check_scoring(scoring)
+        if k < 1:
+            raise ConfigError(f"k must be at least 1 (got {k})")
+        if queries.vocab_size != self.vocab_size:
+            raise InputError(
+                f"query vectors have vocabulary size {queries.vocab_size} but the index {self.vocab_size}; "
+                "encode queries with the model that encoded the items"
+            )
+        out = []
+        for i in range(len(queries)):
+            terms, weights = queries.row(i)
+            terms, weights = prepare_query(terms, weights, scoring, query_top_terms)
+            out.append(self.search_one(terms, weights, k, item_l2=scoring in ("both_l2", "item_l2")))
+        return out
+
+    def search_one(
+        self, terms: np.ndarray, weights: np.ndarray, k: int, item_l2: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k rows and scores for one prepared query (already pruned and normalised)."""
+        n = len(self)
+        if self._acc is None:
+            self._acc = np.zeros(n, np.float32)
+        acc = self._acc
+        offsets = self.term_offsets
+        terms = np.asarray(terms, dtype=np.int64)
+        los = offsets[terms].tolist()
+        his = offsets[terms + 1].tolist()
+        items, values = self.postings_items, self.postings_weights
+        touched = 0
+        for lo, hi, w in zip(los, his, np.asarray(weights, np.float32).tolist()):
+            if hi > lo:
+                rows = items[lo:hi]
+                # rows are unique within one posting list, so the fancy += adds each once
+                acc[rows] += values[lo:hi] * np.float32(w)
+                touched += hi - lo
+        if touched == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if item_l2:
+            if self._inv_norms is None:
+                with np.errstate(divide="ignore"):
+                    inv = np.where(self.item_norms > 0, 1.0 / self.item_norms, 0.0)
+                self._inv_norms = inv.astype(np.float32)
+            acc *= self._inv_norms
+        try:
+            return top_k(acc, k)
+        finally:
+            acc.fill(0.0)
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the ``k`` highest positive scores, best first, ties by ascending row."""
+    n = len(scores)
+    if k < n:
+        part = np.argpartition(scores, n - k)[n - k :]
+        kth = scores[part].min()
+        # include every row tied with the k-th value so the tie-break by row is exact
+        cand = np.flatnonzero(scores >= kth) if kth > 0 else np.flatnonzero(scores > 0)
+    else:
+        cand = np.flatnonzero(scores > 0)
+    cand_scores = scores[cand]
+    order = np.lexsort((cand, -cand_scores))[:k]
+    return cand[order].astype(np.int64), cand_scores[order].copy()
+
+
+def read_meta(directory: Path) -> dict:
+    path = Path(directory) / "meta.json"
+    if not path.is_file():
+        raise InputError("not an index folder (meta.json missing)", directory)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg}", path, exc.lineno) from None
+
+
+def replace_dir(tmp: Path, directory: Path) -> None:
+    """Move a finished temporary folder into place; an existing folder is swapped out first."""
+    if directory.exists():
+        old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
+        os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, directory)

@@ -1,0 +1,45 @@
+"""Margin-MSE distillation (Hofstätter et al., "Improving Efficient Neural Ranking Models with
+Cross-Architecture Knowledge Distillation", 2020); METHOD.md: orthogonal to PROSPER, supported.
+
+For query i with positive d_i^+ and hard negatives d_ij^-, match the student's score margin to
+the teacher's: ``L = mean_ij ( (s(q_i,d_i^+) - s(q_i,d_ij^-)) - (t_i^+ - t_ij^-) )^2``.
+Needs hard negatives (``train.hard_negatives >= 1``) and teacher scores from the triples file
+(``batch["teacher_scores"]``: ``[B, 1 + h]``, positive first).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from prosper.errors import ConfigError
+from prosper.training.losses.base import RankingLoss
+from prosper.training.losses.params import MarginMSEParams
+
+
+class MarginMSELoss(RankingLoss):
+    """MSE between student and teacher score margins (positive minus each hard negative)."""
+
+    requires_teacher = True
+
+    def __init__(self, params: MarginMSEParams | None = None):
+        super().__init__()
+        self.params = params or MarginMSEParams()
+
+    def forward(self, query_vectors: torch.Tensor, item_vectors: torch.Tensor, batch: dict) -> torch.Tensor:
+        teacher = batch.get("teacher_scores")
+        h = int(batch.get("num_negatives", 0))
+        if teacher is None or h < 1:
+            raise ConfigError(
+                "train.loss: margin_mse needs teacher scores and hard negatives "
+                "(a triples file with 'negatives' and 'teacher_scores', train.hard_negatives >= 1)"
+            )
+        b = query_vectors.shape[0]
+        positives = item_vectors[:b]
+        negatives = item_vectors[b:].reshape(b, h, -1)
+        # One score per (query, own item): row-wise, not the full B x N matrix.
+        s_pos = torch.stack([self.score(query_vectors[i : i + 1], positives[i : i + 1])[0, 0] for i in range(b)])
+        s_neg = torch.stack([self.score(query_vectors[i : i + 1], negatives[i])[0] for i in range(b)])  # [B, h]
+        teacher = teacher.to(s_pos.device, torch.float32)
+        student_margin = s_pos[:, None] - s_neg
+        teacher_margin = teacher[:, :1] - teacher[:, 1 : 1 + h]
+        return torch.nn.functional.mse_loss(student_margin, teacher_margin)
