@@ -45,6 +45,9 @@ class LRNSettings(Section):
     enabled: bool = True
     sides: Literal["both", "query", "item"] = "both"
     mode: Literal["compensate", "add", "review"] = "compensate"
+    # which hidden state feeds FC: auto = the last real token for causal LMs, the first ([CLS]) for MLMs
+    hidden: Literal["auto", "last", "first"] = "auto"
+    transform_hidden: bool = True  # Eq. 5: log(1+ReLU(.)) also applied to the hidden state before FC
 
 
 class LFWSettings(Section):
@@ -70,7 +73,8 @@ class ModelSettings(Section):
     query_terms: Literal["all", "literal", "expansion"] = "all"  # analysis: keep only these terms
     item_terms: Literal["all", "literal", "expansion"] = "all"
     query_encoder: Literal["model", "inference_free"] = "model"  # inference_free: query = literal indicator
-    head_chunk_size: int = Field(4096, ge=1)  # positions per LM-head chunk for max/mean/sum pooling
+    head_chunk_size: int = Field(2048, ge=1)  # positions per LM-head chunk for max/mean/sum pooling
+    pool_special_tokens: bool | None = None  # None: MLM pools [CLS]/[SEP] (SPLADE), causal LMs never do
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -81,8 +85,11 @@ class DataSettings(Section):
     min_grade: int = 1  # qrels at or above this grade are positives
     triples: str | None = None  # JSONL/TSV/Parquet training triples instead of qrels
     max_dev_queries: int = Field(500, ge=1)
+    max_dev_items: int | None = Field(20000, ge=1)  # validation corpus: judged items + a seeded sample; None: all
     title_field: str = "title"
     text_field: str = "text"
+    corpus: str | None = None  # corpus file when not <path>/corpus.jsonl (JSONL/TSV/Parquet)
+    queries: str | None = None  # queries file when not <path>/queries.jsonl
 
 
 # -- train --------------------------------------------------------------------------------
@@ -115,6 +122,12 @@ class TrainSettings(Section):
     keep_last: int = Field(2, ge=1)
     hard_negatives: int = Field(0, ge=0)  # hard negatives per query, from the triples file
     num_workers: int = Field(0, ge=0)
+    eval_recall_k: int = Field(100, ge=1)  # validation reports Recall@K and MRR@10
+    best_metric: Literal["mrr@10", "recall"] = "mrr@10"  # picks the best checkpoint
+    eval_batch_size: int = Field(128, ge=1)
+    collapse_dense_fraction: float = Field(0.9, gt=0, le=1)  # warn when avg nnz stays above this x cap after the ramp
+    progress: bool = True  # rich progress bar (rank 0)
+    find_unused_parameters: bool = False  # DistributedDataParallel option
 
 
 # -- infer / export / search --------------------------------------------------------------
@@ -129,6 +142,11 @@ class SearchSettings(Section):
     k: int = Field(1000, ge=1)
     query_top_terms: int | None = Field(None, ge=1)  # the paper serves with 16
     searcher: ComponentSpec = ComponentSpec(name="exact")
+    # Eq. 11 normalisation at search time; None: the checkpoint's model.scoring (query_l2 without one)
+    scoring: Literal["query_l2", "none", "query_l1", "both_l2", "item_l2"] | None = None
+    mrr_rel: int = Field(2, ge=1)  # MRR@10 counts items of at least this grade (2 = highly relevant)
+    rel: int = Field(1, ge=1)  # Recall@k / Hit@k count items of at least this grade
+    channel_depth: int = Field(100, ge=1)  # multi-channel analysis looks at each channel's top-N
 
 
 SECTION_MODELS = {

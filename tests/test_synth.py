@@ -92,7 +92,8 @@ def test_synonyms_and_hypernyms_never_occur_in_the_catalog(synth):
     for dep in DEPARTMENTS:
         for cat in dep.categories:
             assert not (set(cat.synonyms) | set(cat.hypernyms)) & words, cat
-    assert words <= catalog_words() | {w for r in corpus.values() for w in _words(r["title"]) if re.search(r"\d", w)}
+    model_words = {w for r in corpus.values() for w in _words(r["title"].rsplit(", ", 1)[1])}
+    assert words <= catalog_words() | model_words
 
 
 def test_synonym_queries_point_to_items_titled_with_the_other_word(synth):
@@ -123,7 +124,7 @@ def test_hypernym_queries_cover_several_categories(synth):
         assert len(allowed) >= 1
         for pid, grade in judged.items():
             (noun,) = _words(corpus[pid]["title"]) & nouns
-            assert (noun in allowed) == (grade == 2)
+            assert (noun in allowed) == (grade >= 1)
 
 
 def test_misspellings_differ_from_the_source_word(synth):

@@ -20,8 +20,8 @@ highest-weighted query terms before normalising (the paper serves with 16); ties
 lower term id.
 
 Search accumulates ``w_q[t] * W_d[t]`` posting by posting into one dense float32 score array
-reused across queries (a posting list holds each item once, so a fancy-indexed ``+=`` is exact),
-then selects the top k with ``np.argpartition``. Only items with a positive score are returned;
+reused across queries (``np.add.at``), then selects the top k among the touched items with
+``np.argpartition``. Only items with a positive score are returned;
 ties are broken by item row (earlier rows first), so results are deterministic.
 """
 
@@ -42,6 +42,7 @@ from prosper.sparse import SparseVectors
 FORMAT = "prosper-inverted-index"
 VERSION = 1
 SCORINGS = ("query_l2", "none", "query_l1", "both_l2", "item_l2")
+_FAST_ADD_AT = int(np.__version__.split(".")[0]) >= 2
 _ARRAYS = ("term_offsets", "postings_items", "postings_weights", "item_norms", "item_nnz")
 
 
@@ -86,7 +87,8 @@ class InvertedIndex:
     """Term -> (item rows, weights) postings; exact top-k by Eq. 11.
 
     Build with :meth:`build` (in memory), persist with :meth:`save`, reopen memory-mapped with
-    :meth:`open`. ``search`` returns one :class:`SearchResult` per query row.
+    :meth:`open`. ``search`` returns one :class:`SearchResult` per query row. One instance
+    reuses one score accumulator, so give each thread its own (``open`` is cheap).
     """
 
     searcher = "exact"
@@ -288,40 +290,39 @@ class InvertedIndex:
         los = offsets[terms].tolist()
         his = offsets[terms + 1].tolist()
         items, values = self.postings_items, self.postings_weights
-        touched = 0
-        for lo, hi, w in zip(los, his, np.asarray(weights, np.float32).tolist()):
-            if hi > lo:
-                rows = items[lo:hi]
-                # rows are unique within one posting list, so the fancy += adds each once
-                acc[rows] += values[lo:hi] * np.float32(w)
-                touched += hi - lo
-        if touched == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        if item_l2:
-            if self._inv_norms is None:
-                with np.errstate(divide="ignore"):
-                    inv = np.where(self.item_norms > 0, 1.0 / self.item_norms, 0.0)
-                self._inv_norms = inv.astype(np.float32)
-            acc *= self._inv_norms
         try:
+            touched = 0
+            for lo, hi, w in zip(los, his, np.asarray(weights, np.float32).tolist()):
+                if hi > lo:
+                    if _FAST_ADD_AT:  # numpy >= 2: ufunc.at has a fast path, quicker than fancy +=
+                        np.add.at(acc, items[lo:hi], values[lo:hi] * np.float32(w))
+                    else:  # rows are unique within a posting list, so the fancy += adds each once
+                        acc[items[lo:hi]] += values[lo:hi] * np.float32(w)
+                    touched += hi - lo
+            if touched == 0:
+                return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            if item_l2:
+                if self._inv_norms is None:
+                    with np.errstate(divide="ignore"):
+                        inv = np.where(self.item_norms > 0, 1.0 / self.item_norms, 0.0)
+                    self._inv_norms = inv.astype(np.float32)
+                acc *= self._inv_norms
             return top_k(acc, k)
         finally:
-            acc.fill(0.0)
+            acc.fill(0.0)  # the accumulator is reused by the next query, even after an error
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the ``k`` highest positive scores, best first, ties by ascending row."""
-    n = len(scores)
-    if k < n:
-        part = np.argpartition(scores, n - k)[n - k :]
-        kth = scores[part].min()
-        # include every row tied with the k-th value so the tie-break by row is exact
-        cand = np.flatnonzero(scores >= kth) if kth > 0 else np.flatnonzero(scores > 0)
-    else:
-        cand = np.flatnonzero(scores > 0)
-    cand_scores = scores[cand]
-    order = np.lexsort((cand, -cand_scores))[:k]
-    return cand[order].astype(np.int64), cand_scores[order].copy()
+    cand = np.flatnonzero(scores > 0)  # only touched items; usually far fewer than all
+    values = scores[cand]
+    if len(cand) > k:
+        kth = values[np.argpartition(values, len(values) - k)[len(values) - k]]
+        # keep every row tied with the k-th value so the tie-break by row is exact
+        keep = values >= kth
+        cand, values = cand[keep], values[keep]
+    order = np.lexsort((cand, -values))[:k]
+    return cand[order].astype(np.int64), values[order]
 
 
 def read_meta(directory: Path) -> dict:

@@ -34,11 +34,11 @@ class MarginMSELoss(RankingLoss):
                 "(a triples file with 'negatives' and 'teacher_scores', train.hard_negatives >= 1)"
             )
         b = query_vectors.shape[0]
-        positives = item_vectors[:b]
-        negatives = item_vectors[b:].reshape(b, h, -1)
-        # One score per (query, own item): row-wise, not the full B x N matrix.
-        s_pos = torch.stack([self.score(query_vectors[i : i + 1], positives[i : i + 1])[0, 0] for i in range(b)])
-        s_neg = torch.stack([self.score(query_vectors[i : i + 1], negatives[i])[0] for i in range(b)])  # [B, h]
+        scores = self.score(query_vectors, item_vectors)  # [B, B + B·h]; small, so score all pairs
+        rows = torch.arange(b, device=scores.device)
+        s_pos = scores[rows, rows]
+        neg_cols = b + rows[:, None] * h + torch.arange(h, device=scores.device)[None, :]
+        s_neg = scores.gather(1, neg_cols)  # [B, h]: query i against its own hard negatives
         teacher = teacher.to(s_pos.device, torch.float32)
         student_margin = s_pos[:, None] - s_neg
         teacher_margin = teacher[:, :1] - teacher[:, 1 : 1 + h]

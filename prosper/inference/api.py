@@ -1,0 +1,56 @@
+"""``infer``: load a checkpoint and encode a collection into exporter files (the CLI's API).
+
+Three lines from Python::
+
+    from prosper.inference.api import infer
+    summary = infer("runs/prosper/best", "data/shop", side="item", output="items.parquet")
+    print(summary.items_per_s)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from prosper.inference.driver import EncodeSummary, encode_collection
+
+
+def default_device(device: str | None) -> str | None:
+    """Under torchrun each rank takes the GPU of its ``LOCAL_RANK`` unless a device is named."""
+    if device not in (None, "auto"):
+        return device
+    local_rank = os.environ.get("LOCAL_RANK")
+    if local_rank is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"cuda:{int(local_rank)}"
+    return device
+
+
+def load_encoder(checkpoint: str | Path, device: str | None = None, **model_overrides: Any):
+    """``SparseEncoder.load`` (safetensors only; see prosper.modeling.encoder)."""
+    from prosper.modeling.encoder import SparseEncoder
+
+    return SparseEncoder.load(checkpoint, device=default_device(device), **model_overrides)
+
+
+def infer(
+    checkpoint: str | Path,
+    input: str | Path,
+    side: str = "item",
+    output: str | Path = "vectors.parquet",
+    exporter: Any = "parquet",
+    settings=None,
+    resume: bool = False,
+    *,
+    device: str | None = None,
+    model_overrides: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> EncodeSummary:
+    """Encode ``input`` with the checkpoint and write it with ``exporter``; see
+    :func:`prosper.inference.driver.encode_collection` for ``settings`` and the keyword options."""
+    encoder = load_encoder(checkpoint, device, **(model_overrides or {}))
+    metadata = {"checkpoint": str(checkpoint), **kwargs.pop("metadata", {})}
+    return encode_collection(encoder, input, side, output, exporter, settings, resume, metadata=metadata, **kwargs)

@@ -1,0 +1,59 @@
+"""Optimizer and learning-rate schedule (METHOD.md training recipe).
+
+AdamW (lr 3e-5, weight decay 0.1 in the paper) or bitsandbytes' 8-bit AdamW, and a linear
+warm-up to the peak rate followed by a linear decay to zero at the last step. Weight decay is
+applied to matrices only: biases and normalisation weights are not decayed (the usual practice
+for transformers, as in BERT's original recipe).
+"""
+
+from __future__ import annotations
+
+from prosper.errors import ConfigError
+
+
+def parameter_groups(model, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for _, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (decay if param.ndim >= 2 else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def build_optimizer(model, settings):
+    """``settings``: :class:`prosper.settings.OptimizerSettings`."""
+    groups = parameter_groups(model, settings.weight_decay)
+    kwargs = dict(lr=settings.lr, betas=tuple(settings.betas), eps=settings.eps)
+    if settings.name == "adamw":
+        import torch
+
+        return torch.optim.AdamW(groups, **kwargs)
+    if settings.name == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError as exc:  # pragma: no cover - bitsandbytes is a dependency
+            raise ConfigError(f"train.optimizer.name: adamw8bit needs bitsandbytes ({exc})") from None
+        return bnb.optim.AdamW8bit(groups, **kwargs)
+    raise ConfigError(f"train.optimizer.name: unknown optimizer {settings.name!r} (adamw | adamw8bit)")
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Multiplier of the peak rate before update ``step + 1`` (``step`` updates done so far).
+
+    Linear warm-up over ``warmup_steps`` (from 1/warmup to 1), then linear decay to 0 at
+    ``total_steps``.
+    """
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    remaining = total_steps - step
+    span = max(1, total_steps - warmup_steps)
+    return max(0.0, remaining / span)
+
+
+def build_scheduler(optimizer, warmup_steps: int, total_steps: int):
+    import torch
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup_steps, total_steps))
