@@ -41,7 +41,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=400, help="optimizer steps for every trainer (same budget)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--lambda-query", type=float, default=5e-3)
     p.add_argument("--lambda-item", type=float, default=1e-3)
@@ -51,6 +51,13 @@ def parse_args():
     p.add_argument("--work-dir", default="/tmp/prosper-bench-train")
     p.add_argument("--skip", nargs="*", default=[], help="systems to skip: bm25 zero_shot st prosper no_lrn no_lfw")
     p.add_argument("--eval-batch-size", type=int, default=256)
+    p.add_argument(
+        "--corpus-sample",
+        type=int,
+        default=None,
+        help="search a subset: every item judged for a dev query plus a seeded random sample up to N "
+        "(default: the whole corpus, comparable with the README anchors)",
+    )
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "train.json"))
     return p.parse_args()
 
@@ -237,6 +244,14 @@ def main() -> int:
     corpus = load_texts(HOMEDEPOT, "item")
     queries = load_texts(HOMEDEPOT, "query")
     qrels = read_qrels(split_path(HOMEDEPOT, "dev"))
+    if args.corpus_sample is not None and args.corpus_sample < len(corpus):
+        import random
+
+        judged = {d for judged in qrels.values() for d in judged if d in corpus}
+        others = sorted(set(corpus) - judged)
+        random.Random(args.seed).shuffle(others)
+        keep = judged | set(others[: max(0, args.corpus_sample - len(judged))])
+        corpus = {i: t for i, t in corpus.items() if i in keep}
     dev_queries = {q: queries[q] for q in sorted(qrels) if q in queries}
     report: dict = {
         "config": vars(args) | {"dev_queries": len(dev_queries), "corpus": len(corpus)},

@@ -44,6 +44,8 @@ DISCLAIMER = (
 
 #: Measures in the per-kind table (prosper.evaluation.metrics names).
 MEASURES = ("nDCG@10", "MRR@10", "Recall@10", "Recall@100", "Hit@10")
+#: Measures in the printed table (all of MEASURES go to metrics.json and summary.md).
+PRINTED = ("nDCG@10", "MRR@10", "Recall@100")
 #: The query kinds where a learned sparse model should beat BM25 (the demo's claim).
 CLAIM_KINDS = ("synonym", "misspelling")
 #: The measure the verdict is read on.
@@ -71,6 +73,7 @@ class DemoPreset:
     k_item: int
     max_length: int = 64
     explain_queries: int = 3
+    pretrained_lr: float = 5e-5  # --backbone: fine-tuning a pretrained model wants a far smaller step
 
 
 PRESETS: dict[str, DemoPreset] = {
@@ -82,9 +85,9 @@ PRESETS: dict[str, DemoPreset] = {
     ),
     # The default: minutes on two CPU cores; prosper beats BM25 on synonyms and misspellings.
     "small": DemoPreset(
-        n_products=3000, n_queries=3000, vocab_size=1500, hidden_size=128, layers=2, heads=4,
-        max_steps=1200, batch_size=64, lr=2e-3, lambda_query=5e-4, lambda_item=1e-4, ramp_steps=400,
-        warmup_steps=60, k_query=64, k_item=128,
+        n_products=3000, n_queries=3000, vocab_size=1000, hidden_size=128, layers=2, heads=4,
+        max_steps=400, batch_size=64, lr=2e-3, lambda_query=5e-4, lambda_item=1e-4, ramp_steps=200,
+        warmup_steps=40, k_query=64, k_item=128, max_length=48,
     ),
 }  # fmt: skip
 
@@ -139,8 +142,11 @@ def backbone_spec(backbone: str | Path) -> dict[str, str]:
     return {"name": "bert" if masked else "qwen", "path": str(backbone)}
 
 
-def demo_settings_tree(preset: DemoPreset, out: Path, backbone: dict[str, str], seed: int) -> dict[str, Any]:
+def demo_settings_tree(
+    preset: DemoPreset, out: Path, backbone: dict[str, str], seed: int, pretrained: bool = False
+) -> dict[str, Any]:
     """The settings the demo trains and evaluates with (before user overrides)."""
+    lr = preset.pretrained_lr if pretrained else preset.lr
     return {
         "model": {
             "backbone": backbone,
@@ -160,7 +166,7 @@ def demo_settings_tree(preset: DemoPreset, out: Path, backbone: dict[str, str], 
                     "ramp_steps": preset.ramp_steps,
                 }
             ],
-            "optimizer": {"name": "adamw", "lr": preset.lr, "weight_decay": 0.1},
+            "optimizer": {"name": "adamw", "lr": lr, "weight_decay": 0.1},
             "batch_size": preset.batch_size,
             "max_steps": preset.max_steps,
             "warmup_steps": preset.warmup_steps,
@@ -225,6 +231,7 @@ def run_demo(
     overwrite: bool = False,
     console=None,
     progress: bool = True,
+    threads: int | None = None,
 ) -> DemoSummary:
     """Run the demo pipeline into ``out_dir`` and return its summary (also ``summary.json``).
 
@@ -234,8 +241,6 @@ def run_demo(
     (``section.key=value`` or a nested mapping) change the demo's settings, e.g.
     ``train.max_steps=300``. ``overwrite`` replaces an existing output folder.
     """
-    from prosper.settings import load_settings, parse_overrides
-
     if size not in PRESETS:
         raise ConfigError(f"demo size {size!r} is unknown; choose one of {', '.join(PRESETS)}")
     if console is None:
@@ -243,6 +248,10 @@ def run_demo(
 
         console = Console(quiet=not progress)
     preset = PRESETS[size]
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
     out = Path(out_dir).resolve()
     if out.exists() and any(out.iterdir()):
         if not overwrite:
@@ -251,6 +260,20 @@ def run_demo(
         console.print(f"replacing the earlier demo output in {out}", highlight=False)
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+
+    from transformers.utils import logging as hf_logging
+
+    bars_were_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the demo draws its own progress; hide "Loading weights" bars
+    try:
+        return _run(out, size, preset, backbone, seed, overrides, config_file, console)
+    finally:
+        if bars_were_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _run(out: Path, size: str, preset: DemoPreset, backbone, seed: int, overrides, config_file, console) -> DemoSummary:
+    from prosper.settings import load_settings, parse_overrides
 
     started = time.perf_counter()
     summary = DemoSummary(out, size, "scratch" if backbone is None else str(backbone), seed)
@@ -284,7 +307,7 @@ def run_demo(
         else:
             spec = backbone_spec(backbone)
             console.print(f"using {spec['name']} backbone from {spec['path']}", highlight=False)
-        tree = demo_settings_tree(preset, out, spec, seed)
+        tree = demo_settings_tree(preset, out, spec, seed, pretrained=backbone is not None)
         if config_file is not None:
             from prosper.settings import read_yaml
 
@@ -527,25 +550,43 @@ def _evaluate(runs: dict[str, dict], dev: _Dev, summary: DemoSummary, settings) 
 
 def _explain(encoder, dev: _Dev, runs: dict[str, dict], n: int, console) -> list[dict[str, Any]]:
     """Top terms (literal or expansion) of one synonym, one misspelling and one hypernym query."""
-    from prosper.inference.explain import explain_texts  # TODO(explain helper): confirm the API name
-
     picks: list[str] = []
-    for kind in ("synonym", "misspelling", "hypernym", "model_number"):
-        for qid in dev.qids:
-            if dev.kinds[qid] == kind and _first_hit_relevant(runs["prosper"], dev.qrels, qid):
-                picks.append(qid)
-                break
+    for kind in ("synonym", "misspelling", "hypernym", "brand_category"):
+        of_kind = [q for q in dev.qids if dev.kinds[q] == kind]
+        # prefer a query prosper answers well (a relevant item first), else the kind's first query
+        good = [q for q in of_kind if _first_hit_relevant(runs["prosper"], dev.qrels, q)]
+        if good or of_kind:
+            picks.append((good or of_kind)[0])
         if len(picks) >= n:
             break
-    texts = {q: t for q, t in zip(dev.qids, dev.texts)}
-    explanations = explain_texts(encoder, [texts[q] for q in picks], side="query", top=10)
+    texts = dict(zip(dev.qids, dev.texts))
+    item_texts = dict(zip(dev.item_ids, dev.item_texts))
     out = []
-    for qid, explanation in zip(picks, explanations):
-        terms = [{"term": t.term, "weight": round(float(t.weight), 4), "literal": bool(t.literal)} for t in explanation.terms]
+    for qid in picks:
+        terms = query_terms(encoder, texts[qid], top=10)
         top_item = next(iter(sorted(runs["prosper"].get(qid, {}).items(), key=lambda kv: -kv[1])), (None, 0.0))[0]
         out.append({"query_id": qid, "kind": dev.kinds[qid], "query": texts[qid], "terms": terms, "top_item": top_item})
-        _print_explanation(console, out[-1], dict(zip(dev.item_ids, dev.item_texts)))
+        _print_explanation(console, out[-1], item_texts)
     return out
+
+
+
+def query_terms(encoder, text: str, top: int = 10) -> list[dict[str, Any]]:
+    """The ``top`` weighted terms of a query's final vector ``W`` (Eq. 8-10), each marked literal
+    (its token occurs in the query: the LRN indicator ``I``) or expansion."""
+    import torch
+
+    with torch.inference_mode():
+        output = encoder.forward(encoder.tokenize([text], "query"), "query")
+    weights = output.vectors[0].float()
+    literal = output.literal[0] > 0
+    k = min(top, int((weights > 0).sum()))
+    values, ids = torch.topk(weights, k)
+    names = encoder.term_text(ids.tolist())
+    return [
+        {"term": name, "weight": round(float(v), 4), "literal": bool(literal[i])}
+        for name, v, i in zip(names, values.tolist(), ids.tolist())
+    ]
 
 
 def _first_hit_relevant(run: dict, qrels: dict, qid: str) -> bool:
@@ -557,40 +598,45 @@ def _first_hit_relevant(run: dict, qrels: dict, qid: str) -> bool:
 def _print_metrics(console, summary: DemoSummary) -> None:
     from rich.table import Table
 
-    table = Table(title="dev metrics per query kind: prosper vs BM25 (better value in bold)", show_lines=False)
+    table = Table(title="dev metrics per query kind: prosper vs BM25 (the better value in bold)")
     table.add_column("query kind")
     table.add_column("n", justify="right")
-    for name in MEASURES:
+    for name in PRINTED:
         table.add_column(f"{name}\nprosper", justify="right")
         table.add_column(f"{name}\nBM25", justify="right")
     for kind, values in summary.metrics["prosper"].items():
         bm = summary.metrics["bm25"][kind]
         cells = []
-        for name in MEASURES:
+        for name in PRINTED:
             p, b = values[name], bm[name]
             cells.append(f"[bold green]{p:.3f}[/]" if p > b else f"{p:.3f}")
             cells.append(f"[bold]{b:.3f}[/]" if b > p else f"{b:.3f}")
-        table.add_row("[bold]all[/]" if kind == "all" else kind, str(values["queries"]), *cells, end_section=kind == "misspelling")
+        label = "[bold]all[/]" if kind == "all" else kind
+        table.add_row(label, str(values["queries"]), *cells, end_section=kind == "misspelling")
     console.print(table)
 
-    channels = Table(title=f"relevant dev items (grade >= 1) in each channel's top {summary.channels.get('depth')}: who found them")
+    names = ("prosper only", "bm25 only", "both", "neither")
+    channels = Table(
+        title=f"relevant dev items (grade >= 1) in each channel's top {summary.channels.get('depth')}: who found them"
+    )
     channels.add_column("query kind")
-    for name in ("prosper only", "bm25 only", "both", "neither"):
+    for name in names:
         channels.add_column(name, justify="right")
-    total = {name: 0 for name in ("prosper only", "bm25 only", "both", "neither")}
+    total = dict.fromkeys(names, 0)
     for kind, counts in summary.channels.get("relevant_by_kind", {}).items():
-        channels.add_row(kind, *(f"{counts[n]:,}" for n in total))
-        for name in total:
+        channels.add_row(kind, *(f"{counts[n]:,}" for n in names))
+        for name in names:
             total[name] += counts[name]
-    channels.add_row("[bold]all[/]", *(f"[bold]{total[n]:,}[/]" for n in total))
+    channels.add_row("[bold]all[/]", *(f"[bold]{total[n]:,}[/]" for n in names), end_section=True)
     console.print(channels)
     examples = summary.channels.get("examples", {}).get("prosper only", [])
     if examples:
         console.print("found by prosper alone, for example:")
         for ex in examples[:3]:
+            item = ex.get("item", ex["item_id"])
             console.print(
-                f"  [cyan]{ex.get('query', ex['query_id'])!r}[/] -> {ex.get('item', ex['item_id'])[:80]!r} "
-                f"(grade {ex['grade']}, prosper rank {ex['rank']})",
+                f"  [cyan]{ex.get('query', ex['query_id'])!r}[/] -> {item[:70]!r}… (grade {ex['grade']}, "
+                f"prosper rank {ex['rank']})",
                 highlight=False,
             )
 
@@ -598,17 +644,17 @@ def _print_metrics(console, summary: DemoSummary) -> None:
 def _print_explanation(console, explanation: dict, item_texts: dict[str, str]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"explain ({explanation['kind']}): {explanation['query']!r}", title_justify="left")
+    table = Table(title=f"explain ({explanation['kind']} query): {explanation['query']!r}", title_justify="left")
     table.add_column("term")
     table.add_column("weight", justify="right")
-    table.add_column("kind")
+    table.add_column("", justify="left")
     for term in explanation["terms"]:
         kind = "literal" if term["literal"] else "[magenta]expansion[/]"
         table.add_row(repr(term["term"]), f"{term['weight']:.3f}", kind)
     console.print(table)
     top = explanation.get("top_item")
     if top:
-        console.print(f"  top item: {item_texts.get(top, top)[:90]!r}", highlight=False)
+        console.print(f"  prosper's first item: {item_texts.get(top, top)[:80]!r}…", highlight=False)
 
 
 def _print_verdict(console, summary: DemoSummary) -> None:
@@ -616,7 +662,9 @@ def _print_verdict(console, summary: DemoSummary) -> None:
         p = summary.metrics["prosper"][kind][CLAIM_MEASURE]
         b = summary.metrics["bm25"][kind][CLAIM_MEASURE]
         mark = "[bold green]yes[/]" if wins else "[bold red]no[/]"
-        console.print(f"prosper beats BM25 on {kind} queries ({CLAIM_MEASURE} {p:.3f} vs {b:.3f}): {mark}", highlight=False)
+        console.print(
+            f"prosper beats BM25 on {kind} queries ({CLAIM_MEASURE} {p:.3f} vs {b:.3f}): {mark}", highlight=False
+        )
 
 
 def _atomic_text(path: Path, text: str) -> None:
@@ -646,15 +694,20 @@ def _write_reports(out: Path, summary: DemoSummary) -> None:
     _atomic_text(out / "summary.md", summary_markdown(summary))
 
 
+def _relative(path: str, root: Path) -> str:
+    p = Path(path)
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+
+
 def summary_markdown(summary: DemoSummary) -> str:
-    """``summary.md``: the run in a page of Markdown."""
+    """``summary.md``: the run on one page of Markdown."""
     lines = ["# prosper demo", ""]
     if summary.backbone == "scratch":
         lines += [f"**Note:** {DISCLAIMER}.", ""]
     else:
         lines += [f"Backbone: `{summary.backbone}` (pretrained), fine-tuned with the PROSPER recipe.", ""]
     lines += [
-        f"- size preset: `{summary.size}`, seed {summary.seed}, wall time {summary.wall_s:.0f} s",
+        f"- size preset `{summary.size}`, seed {summary.seed}, wall time {summary.wall_s:.0f} s",
         f"- data: {summary.sizes.get('products', 0):,} products, {summary.sizes.get('train_queries', 0):,} train / "
         f"{summary.sizes.get('dev_queries', 0):,} dev queries",
         "",
@@ -671,21 +724,29 @@ def summary_markdown(summary: DemoSummary) -> str:
     for kind, wins in summary.beats_bm25.items():
         p = summary.metrics["prosper"][kind][CLAIM_MEASURE]
         b = summary.metrics["bm25"][kind][CLAIM_MEASURE]
-        lines.append(f"- prosper {'beats' if wins else 'does not beat'} BM25 on **{kind}** queries ({CLAIM_MEASURE} {p:.3f} vs {b:.3f})")
+        verb = "beats" if wins else "does not beat"
+        lines.append(f"- prosper {verb} BM25 on **{kind}** queries ({CLAIM_MEASURE} {p:.3f} vs {b:.3f})")
     by_kind = summary.channels.get("relevant_by_kind", {})
     if by_kind:
-        lines += ["", f"## Multi-channel analysis (top {summary.channels.get('depth')} of each channel)", "",
-                  "| kind | prosper only | bm25 only | both | neither |", "|---|---:|---:|---:|---:|"]  # fmt: skip
+        lines += [
+            "",
+            f"## Multi-channel analysis (relevant items in the top {summary.channels.get('depth')} of each channel)",
+            "",
+            "| kind | prosper only | bm25 only | both | neither |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for kind, c in by_kind.items():
             lines.append(f"| {kind} | {c['prosper only']} | {c['bm25 only']} | {c['both']} | {c['neither']} |")
     if summary.explanations:
-        lines += ["", "## Explain", ""]
+        lines += ["", "## Explain (top query terms; expansion = not in the query text)", ""]
         for ex in summary.explanations:
-            terms = ", ".join(f"`{t['term']}` {t['weight']:.2f}{'' if t['literal'] else ' (expansion)'}" for t in ex["terms"])
+            terms = ", ".join(
+                f"`{t['term'].strip() or t['term']}` {t['weight']:.2f}{'' if t['literal'] else ' (expansion)'}"
+                for t in ex["terms"]
+            )
             lines.append(f"- {ex['kind']} `{ex['query']}`: {terms}")
     lines += ["", "## Timings (s)", ""]
     lines += [f"- {key}: {value}" for key, value in summary.timings.items()]
     lines += ["", "## Files", ""]
-    lines += [f"- {key}: `{Path(value).relative_to(summary.out_dir) if Path(value).is_relative_to(summary.out_dir) else value}`"
-              for key, value in summary.files.items()]  # fmt: skip
+    lines += [f"- {key}: `{_relative(value, summary.out_dir)}`" for key, value in summary.files.items()]
     return "\n".join(lines) + "\n"

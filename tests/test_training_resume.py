@@ -12,7 +12,7 @@ import textwrap
 import pytest
 import torch
 
-from tests.training_helpers import build_backbone, build_shop, overrides, read_jsonl, state_dict_of, write_config
+from tests.training_helpers import build_backbone, build_shop, one_thread, overrides, read_jsonl, state_dict_of, write_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,7 +39,7 @@ def _env():
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, clean_env):
     build_shop(tmp_path)
     backbone = build_backbone(tmp_path, "qwen")
     extra = dict(train__max_steps=8, train__save_every=2, train__eval_every=4)
@@ -51,12 +51,12 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     assert (tmp_path / "killed" / "checkpoints" / "step-000004").is_dir()
     assert not (tmp_path / "killed" / "final").exists()
 
-    resume = [sys.executable, "-m", "prosper", "train", "--config", str(killed_cfg), "--resume"]
-    proc = subprocess.run(resume, env=_env(), capture_output=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
-    proc = subprocess.run([sys.executable, "-m", "prosper", "train", "--config", str(full_cfg)], env=_env(),
-                          capture_output=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    # resume and the reference run in this process (one intra-op thread, like the child)
+    from prosper.cli.app import main
+
+    with one_thread():
+        assert main(["train", "--config", str(killed_cfg), "--resume"]) == 0
+        assert main(["train", "--config", str(full_cfg)]) == 0
 
     a, b = state_dict_of(tmp_path / "full" / "final"), state_dict_of(tmp_path / "killed" / "final")
     assert a.keys() == b.keys() and len(a) > 0

@@ -82,3 +82,22 @@ def state_dict_of(directory: Path):
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def one_thread():
+    """Context for tiny-model tests: one intra-op thread (tiny ops drown in thread hand-offs
+    on a busy 2-core machine); restores the previous count."""
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def _ctx():
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    return _ctx()

@@ -23,6 +23,9 @@ def demo(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the data, the model and the training order.")] = 0,
+    threads: Annotated[
+        Optional[int], typer.Option(help="CPU threads for torch (default: torch's choice; 1 is faster on a busy machine).")
+    ] = None,
     config: ConfigOption = None,
     overrides: OverridesArgument = None,
 ) -> None:
@@ -34,7 +37,7 @@ def demo(
 
     # An earlier demo's folder is replaced; any other non-empty folder is refused.
     run_demo(out, size=size, backbone=backbone, seed=seed, overrides=overrides or [], config_file=config,
-             overwrite=True, console=console)  # fmt: skip
+             overwrite=True, console=console, threads=threads)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -349,10 +349,13 @@ def _make_query(rng: random.Random, kind: str, p: Product, forbidden: set[str]) 
         return Query(" ".join(words), kind, (cat.noun,), cons, meta)
     if kind == "hypernym":
         hypernym = rng.choice(cat.hypernyms)
-        if rng.random() < 0.5:
+        roll = rng.random()
+        if roll < 0.4:
             words, cons = [brand, hypernym], {"brand": p.brand}
-        else:
+        elif roll < 0.8:
             words, cons = [p.colour, hypernym], {"colour": p.colour}
+        else:
+            words, cons = [p.colour, brand, hypernym], {"colour": p.colour, "brand": p.brand}
         return Query(" ".join(words), kind, _categories_under(hypernym), cons, {"term": hypernym})
     if kind == "misspelling":
         base_kind = rng.choice(("brand_category", "attribute", "attribute", "synonym"))

@@ -30,7 +30,12 @@ def build_optimizer(model, settings):
     if settings.name == "adamw":
         import torch
 
-        return torch.optim.AdamW(groups, **kwargs)
+        # The fused kernel (one pass over each tensor, CPU and CUDA) is several times faster than
+        # the per-tensor loop on CPU, where an |V|-wide head and LRN layer dominate the update.
+        try:
+            return torch.optim.AdamW(groups, fused=True, **kwargs)
+        except (RuntimeError, TypeError, ValueError):  # device or dtype without a fused kernel
+            return torch.optim.AdamW(groups, **kwargs)
     if settings.name == "adamw8bit":
         try:
             import bitsandbytes as bnb

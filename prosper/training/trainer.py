@@ -256,6 +256,7 @@ class Trainer:
             encoder = SparseEncoder.load(checkpoint, device=device, precision="fp32")
         else:
             encoder = SparseEncoder.from_settings(self._model_settings(), device=device)
+        encoder.full_settings = s  # save() writes the whole run's settings to prosper.yaml
         encoder.train()
         if hasattr(loss_fn, "score_fn"):
             loss_fn.score_fn = encoder.score  # Eq. 11, as configured

@@ -169,7 +169,6 @@ class HFBackbone:
 
     # -- loading ----------------------------------------------------------------------------
     def load(self, precision: str = "fp32", quantization: str = "none", device: str | None = "auto") -> LoadedBackbone:
-        import torch
         from transformers import AutoTokenizer
 
         dev = resolve_device(device)

@@ -1,0 +1,128 @@
+"""Pooling with a memory-lean LM head: Eq. 5-7 without a ``[B, L, |V|]`` tensor.
+
+The base vector is ``w = Pool_i log(1 + ReLU(head(h_i)))`` over the pooled positions ``i``.
+The head (hidden -> |V| logits) dominates time and memory, so it runs only where needed:
+
+* ``last``: the head is applied to the one pooled position of each sequence: ``[B, V]``.
+* ``max``: ``log(1 + ReLU(.))`` is monotone, so ``max_i log(1+ReLU(x_i)) = log(1+ReLU(max_i x_i))``.
+  The head runs on chunks of at most ``chunk_size`` positions; each chunk is reduced to its
+  running maximum of raw logits at once, and Eq. 5 is applied to the final ``[B, V]`` only.
+  Positions that must not count (padding, special tokens) are replaced by a copy of a pooled
+  position of the same sequence before the head, which leaves the maximum unchanged and needs
+  no masking pass over the logits (and the gradient of duplicated maxima sums back to the
+  original position).
+* ``mean`` / ``sum``: the same chunks, saturated and masked, summed into ``[B, V]``.
+
+Activation memory is ``O(B × V + chunk_size × V)`` at inference. In training each chunk is
+wrapped in activation checkpointing, so autograd keeps only the chunk's hidden states and
+recomputes its logits in the backward pass: the same bound holds for training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+from prosper.modeling.transforms import log_saturation
+
+POOLINGS = ("last", "max", "mean", "sum")
+
+
+def _head_fn(head: Callable, postprocess: Callable | None) -> Callable:
+    if postprocess is None:
+        return head
+    return lambda h: postprocess(head(h))
+
+
+def _maybe_checkpoint(fn: Callable, *args: torch.Tensor) -> torch.Tensor:
+    # With autograd on, keep only the chunk's inputs and recompute its logits in backward.
+    if torch.is_grad_enabled():
+        return checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
+
+
+def pool_last(hidden: torch.Tensor, head: Callable, last_index: torch.Tensor, postprocess=None) -> torch.Tensor:
+    """Eq. 6-7, last-token pooling: the head on one position per sequence -> ``[B, V]`` float32."""
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    logits = _head_fn(head, postprocess)(hidden[rows, last_index])
+    return log_saturation(logits.float())
+
+
+def pool_max(hidden: torch.Tensor, head: Callable, pool_mask: torch.Tensor, chunk_size: int = 2048, postprocess=None) -> torch.Tensor:
+    """SPLADE max pooling, chunked over sequences and positions -> ``[B, V]`` float32."""
+    batch, length, width = hidden.shape
+    fn = _head_fn(head, postprocess)
+    positions = torch.arange(length, device=hidden.device).expand(batch, length)
+    first = pool_mask.to(torch.int8).argmax(dim=1, keepdim=True)  # a pooled position per row
+    source = torch.where(pool_mask, positions, first)
+    rows_per_chunk = max(1, chunk_size // length)
+    cols_per_chunk = min(length, max(1, chunk_size))
+
+    def chunk_max(h: torch.Tensor) -> torch.Tensor:
+        return fn(h).amax(dim=1)
+
+    pooled = []
+    for b0 in range(0, batch, rows_per_chunk):
+        b1 = min(batch, b0 + rows_per_chunk)
+        running = None
+        for l0 in range(0, length, cols_per_chunk):
+            l1 = min(length, l0 + cols_per_chunk)
+            idx = source[b0:b1, l0:l1]
+            if bool(pool_mask[b0:b1, l0:l1].all()):
+                h = hidden[b0:b1, l0:l1]
+            else:
+                h = hidden[b0:b1].gather(1, idx.unsqueeze(-1).expand(-1, -1, width))
+            part = _maybe_checkpoint(chunk_max, h)
+            running = part if running is None else torch.maximum(running, part)
+        pooled.append(running)
+    logits = torch.cat(pooled, dim=0) if len(pooled) > 1 else pooled[0]
+    has_any = pool_mask.any(dim=1, keepdim=True)
+    return log_saturation(logits.float()) * has_any
+
+
+def pool_sum(hidden: torch.Tensor, head: Callable, pool_mask: torch.Tensor, chunk_size: int = 2048, mean: bool = False, postprocess=None) -> torch.Tensor:
+    """Sum (or mean) of saturated logits over pooled positions, chunked -> ``[B, V]`` float32."""
+    batch, length, _ = hidden.shape
+    fn = _head_fn(head, postprocess)
+    rows_per_chunk = max(1, chunk_size // length)
+    cols_per_chunk = min(length, max(1, chunk_size))
+    weights = pool_mask.to(torch.float32)
+
+    def chunk_sum(h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return (log_saturation(fn(h).float()) * m.unsqueeze(-1)).sum(dim=1)
+
+    pooled = []
+    for b0 in range(0, batch, rows_per_chunk):
+        b1 = min(batch, b0 + rows_per_chunk)
+        total = None
+        for l0 in range(0, length, cols_per_chunk):
+            l1 = min(length, l0 + cols_per_chunk)
+            part = _maybe_checkpoint(chunk_sum, hidden[b0:b1, l0:l1], weights[b0:b1, l0:l1])
+            total = part if total is None else total + part
+        pooled.append(total)
+    out = torch.cat(pooled, dim=0) if len(pooled) > 1 else pooled[0]
+    if mean:
+        out = out / weights.sum(dim=1, keepdim=True).clamp_min(1.0)
+    return out
+
+
+def pool(
+    mode: str,
+    hidden: torch.Tensor,
+    head: Callable,
+    pool_mask: torch.Tensor,
+    last_index: torch.Tensor,
+    chunk_size: int = 2048,
+    postprocess=None,
+) -> torch.Tensor:
+    """Dispatch on the pooling name (``last | max | mean | sum``)."""
+    if mode == "last":
+        out = pool_last(hidden, head, last_index, postprocess)
+        return out * pool_mask.any(dim=1, keepdim=True)
+    if mode == "max":
+        return pool_max(hidden, head, pool_mask, chunk_size, postprocess)
+    if mode in ("mean", "sum"):
+        return pool_sum(hidden, head, pool_mask, chunk_size, mean=mode == "mean", postprocess=postprocess)
+    raise ValueError(f"unknown pooling {mode!r} ({' | '.join(POOLINGS)})")
