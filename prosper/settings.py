@@ -209,7 +209,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"{path}:{line}: invalid YAML: {exc.problem}") from None
+        context = ""
+        if exc.context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
+            context = f" ({exc.context} at line {exc.context_mark.line + 1})"
+        raise ConfigError(f"{path}:{line}: invalid YAML: {exc.problem}{context}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
     if data is None:

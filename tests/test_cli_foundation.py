@@ -73,7 +73,7 @@ def test_reference_config_validates():
 @pytest.mark.parametrize(
     "content, expected",
     [
-        ("train:\n  batch_size: [1\n", ":2: invalid YAML"),
+        ("train:\n  batch_size: [1\n", "invalid YAML: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence at line 2)"),
         ("train:\n  batch_size: lots\n", ":2: train.batch_size:"),
         ("model:\n  backbone: {name: gpt9}\n", "model.backbone: unknown backbone 'gpt9'"),
     ],

@@ -31,5 +31,13 @@ def validate(
     console.print(f"[green]ok[/]: {path} is valid")
 
 
+@config_app.command("docs")
+def docs() -> None:
+    """Print the settings reference (every setting and built-in component parameter) as Markdown."""
+    from prosper.config_docs import render_reference
+
+    typer.echo(render_reference())
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(config_app, name="config")

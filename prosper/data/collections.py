@@ -93,12 +93,11 @@ class _Problems:
         self.stats = stats
 
     def report(self, reason: str, message: str, path: Path, line: int) -> None:
-        error = InputError(f"{message} [{reason}]", path, line)
         if self.on_error == "fail":
-            hint = " (infer.on_error=skip skips such lines and counts them)"
+            hint = " (on_error=skip, e.g. infer.on_error=skip, skips and counts such lines)"
             raise InputError(f"{message} [{reason}]{hint}", path, line)
         self.stats.skipped[reason] += 1
-        self.stats.first.setdefault(reason, str(error))
+        self.stats.first.setdefault(reason, str(InputError(f"{message} [{reason}]", path, line)))
 
 
 def resolve_collection(path: str | Path, side: str = "item") -> Path:

@@ -247,10 +247,8 @@ def check_invariants(vectors: SparseVectors, source: Path | str = "<vectors>", f
     terms, weights, offsets = vectors.term_ids, vectors.weights, vectors.offsets
     if not len(terms):
         return
-    rows = None
 
-    def row_of(position: int) -> int:
-        nonlocal rows
+    def row_of(position: int) -> int:  # 1-based row number in the file
         return int(np.searchsorted(offsets, position, side="right")) - 1 + first_row + 1
 
     bad = np.flatnonzero((terms < 0) | (terms >= vectors.vocab_size))
