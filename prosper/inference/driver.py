@@ -384,7 +384,7 @@ def _prepare(parts_dir: Path, fingerprint: dict, resume: bool, overwrite: bool, 
             if overwrite:
                 shutil.rmtree(parts_dir)
             elif not resume:
-                what = "an unfinished run" if previous is not None else "files"
+                what = "an earlier, unfinished or unmerged run" if previous is not None else "files"
                 raise InputError(
                     f"holds {what}; pass --resume to continue it or --overwrite to start again", parts_dir
                 )

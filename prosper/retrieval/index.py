@@ -313,15 +313,20 @@ class InvertedIndex:
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the ``k`` highest positive scores, best first, ties by ascending row."""
-    cand = np.flatnonzero(scores > 0)  # only touched items; usually far fewer than all
+    """Rows of the ``k`` highest positive scores, best first, ties by ascending row.
+
+    Scores are never negative (weights are positive), so the non-zero rows are the touched ones,
+    usually far fewer than all items.
+    """
+    cand = np.flatnonzero(scores)  # ascending rows
     values = scores[cand]
     if len(cand) > k:
-        kth = values[np.argpartition(values, len(values) - k)[len(values) - k]]
+        kth = np.partition(values, len(values) - k)[len(values) - k]
         # keep every row tied with the k-th value so the tie-break by row is exact
         keep = values >= kth
         cand, values = cand[keep], values[keep]
-    order = np.lexsort((cand, -values))[:k]
+    # rows are ascending, so a stable sort on -score breaks ties by row
+    order = np.argsort(-values, kind="stable")[:k]
     return cand[order].astype(np.int64), values[order]
 
 
