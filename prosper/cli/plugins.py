@@ -30,11 +30,14 @@ def list_plugins(
         return
     from rich.table import Table
 
-    table = Table(title="prosper plugins")
-    for column in ("kind", "name", "distribution", "version", "description"):
-        table.add_column(column)
-    for c in components:
-        table.add_row(c.kind, c.name, c.provider, c.version, c.doc)
+    table = Table(title="prosper plugins", expand=True)
+    rows = [(c.kind, c.name, c.provider, c.version) for c in components]
+    for i, column in enumerate(("kind", "name", "distribution", "version")):
+        # the identifying columns never shrink; the description gives way on narrow terminals
+        table.add_column(column, no_wrap=True, min_width=max([len(column)] + [len(r[i]) for r in rows]))
+    table.add_column("description", overflow="ellipsis", no_wrap=True, ratio=1)
+    for row, c in zip(rows, components):
+        table.add_row(*row, c.doc)
     console.print(table)
 
 

@@ -13,6 +13,8 @@ from prosper.modeling.backbones.base import BackboneParams, HFBackbone
 
 
 class MaskedLMBackbone(HFBackbone):
+    """Any masked LM (BERT, SPLADE checkpoints, ...): max pooling, as in SPLADE."""
+
     kind = "mlm"
 
     def auto_class(self):

@@ -13,6 +13,8 @@ from prosper.modeling.backbones.base import BackboneParams, HFBackbone
 
 
 class CausalLMBackbone(HFBackbone):
+    """Any causal LM with an LM head (Qwen2, Qwen2.5, Qwen3, ...): last pooling, left padding."""
+
     kind = "causal"
 
     def auto_class(self):
