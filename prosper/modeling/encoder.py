@@ -66,6 +66,7 @@ class SparseEncoder(nn.Module):
             head=backbone.head,
             postprocess=backbone.logit_postprocess,
             accepts_position_ids=backbone.accepts_position_ids,
+            head_split=backbone.head_split,
         )
         self.full_settings = None  # the trainer may attach the full ProsperSettings for save()
         self._check_settings()
@@ -262,6 +263,7 @@ class SparseEncoder(nn.Module):
             features["last_index"],
             self.settings.head_chunk_size,
             self._parts.postprocess,
+            self._parts.head_split,
         )
         return base, hidden
 

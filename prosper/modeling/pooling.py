@@ -50,10 +50,30 @@ def pool_last(hidden: torch.Tensor, head: Callable, last_index: torch.Tensor, po
     return log_saturation(logits.float())
 
 
-def pool_max(hidden: torch.Tensor, head: Callable, pool_mask: torch.Tensor, chunk_size: int = 2048, postprocess=None) -> torch.Tensor:
-    """SPLADE max pooling, chunked over sequences and positions -> ``[B, V]`` float32."""
+def pool_max(
+    hidden: torch.Tensor,
+    head: Callable,
+    pool_mask: torch.Tensor,
+    chunk_size: int = 2048,
+    postprocess=None,
+    head_split=None,
+) -> torch.Tensor:
+    """SPLADE max pooling, chunked over sequences and positions -> ``[B, V]`` float32.
+
+    With ``head_split = (transform, weight, bias)`` the bias is added once after the maximum
+    (``max_i(x_i + b) = max_i(x_i) + b``): a plain matmul then skips writing the bias into
+    every position's logits, a full extra pass over ``[chunk, V]`` on CPUs.
+    """
     batch, length, width = hidden.shape
-    fn = _head_fn(head, postprocess)
+    bias = None
+    if head_split is not None and postprocess is None:
+        transform, weight, bias = head_split
+
+        def fn(h: torch.Tensor) -> torch.Tensor:
+            return torch.matmul(transform(h), weight.t())
+
+    else:
+        fn = _head_fn(head, postprocess)
     positions = torch.arange(length, device=hidden.device).expand(batch, length)
     first = pool_mask.to(torch.int8).argmax(dim=1, keepdim=True)  # a pooled position per row
     source = torch.where(pool_mask, positions, first)
@@ -78,6 +98,8 @@ def pool_max(hidden: torch.Tensor, head: Callable, pool_mask: torch.Tensor, chun
             running = part if running is None else torch.maximum(running, part)
         pooled.append(running)
     logits = torch.cat(pooled, dim=0) if len(pooled) > 1 else pooled[0]
+    if bias is not None:
+        logits = logits + bias
     has_any = pool_mask.any(dim=1, keepdim=True)
     return log_saturation(logits.float()) * has_any
 
@@ -116,13 +138,14 @@ def pool(
     last_index: torch.Tensor,
     chunk_size: int = 2048,
     postprocess=None,
+    head_split=None,
 ) -> torch.Tensor:
     """Dispatch on the pooling name (``last | max | mean | sum``)."""
     if mode == "last":
         out = pool_last(hidden, head, last_index, postprocess)
         return out * pool_mask.any(dim=1, keepdim=True)
     if mode == "max":
-        return pool_max(hidden, head, pool_mask, chunk_size, postprocess)
+        return pool_max(hidden, head, pool_mask, chunk_size, postprocess, head_split)
     if mode in ("mean", "sum"):
         return pool_sum(hidden, head, pool_mask, chunk_size, mean=mode == "mean", postprocess=postprocess)
     raise ValueError(f"unknown pooling {mode!r} ({' | '.join(POOLINGS)})")

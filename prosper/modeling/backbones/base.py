@@ -56,6 +56,9 @@ class LoadedBackbone:
     vocab_size: int
     logit_postprocess: Any = None
     accepts_position_ids: bool = True
+    #: ``(pre, weight, bias)`` with ``head(h) == pre(h) @ weight.T + bias`` where the head allows
+    #: it: max pooling then adds the bias after the maximum instead of to every position's logits.
+    head_split: Any = None
 
 
 def resolve_device(device: str | None):
@@ -222,6 +225,7 @@ class HFBackbone:
             vocab_size=int(vocab),
             logit_postprocess=logit_postprocess(model.config.get_text_config()),
             accepts_position_ids=accepts_pos,
+            head_split=split_head(head),
         )
 
 
@@ -235,6 +239,20 @@ def find_head(model, body):
     if len(candidates) == 1:
         return candidates[0]
     return None
+
+
+def split_head(head):
+    """``(transform, weight, bias)`` for BERT-style MLM heads (``predictions.transform`` then a
+    linear ``predictions.decoder``), else None. Quantised decoders are left alone."""
+    import torch
+
+    predictions = getattr(head, "predictions", None)
+    transform = getattr(predictions, "transform", None)
+    decoder = getattr(predictions, "decoder", None)
+    if transform is None or type(decoder) is not torch.nn.Linear:
+        return None
+    bias = decoder.bias if decoder.bias is not None else getattr(predictions, "bias", None)
+    return transform, decoder.weight, bias
 
 
 def logit_postprocess(config):
