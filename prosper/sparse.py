@@ -117,6 +117,17 @@ class SparseVectors:
             self.vocab_size,
         )
 
+    def take(self, order) -> SparseVectors:
+        """Rows ``order[0], order[1], ...`` as new vectors (a vectorised gather of CSR rows)."""
+        order = np.asarray(order, dtype=np.int64)
+        lengths = self.nnz[order]
+        offsets = np.zeros(len(order) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        gather = np.repeat(self.offsets[:-1][order] - offsets[:-1], lengths) + np.arange(offsets[-1], dtype=np.int64)
+        return SparseVectors(
+            [self.ids[i] for i in order], offsets, self.term_ids[gather], self.weights[gather], self.vocab_size
+        )
+
     @property
     def nnz(self) -> np.ndarray:
         """Number of non-zero terms per row."""

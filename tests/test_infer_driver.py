@@ -17,7 +17,7 @@ import pytest
 
 from prosper.errors import ConfigError, InputError
 from prosper.export.parquet import read_parquet_vectors
-from prosper.inference.driver import encode_collection, take_rows
+from prosper.inference.driver import encode_collection
 from prosper.settings import InferSettings
 from prosper.sparse import SparseVectors
 
@@ -78,9 +78,9 @@ def _expected(path):
     )
 
 
-def test_take_rows_gathers_csr_rows():
+def test_take_gathers_csr_rows():
     v = SparseVectors(["a", "b", "c"], [0, 2, 2, 5], [1, 3, 0, 2, 4], [1, 2, 3, 4, 5], 6)
-    out = take_rows(v, np.array([2, 0, 1]))
+    out = v.take(np.array([2, 0, 1]))
     assert out.ids == ["c", "a", "b"]
     assert out.offsets.tolist() == [0, 3, 5, 5]
     assert out.term_ids.tolist() == [0, 2, 4, 1, 3]

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from prosper.data.collections import CollectionStats, Record, count_lines, iter_collection, resolve_collection
 from prosper.errors import ConfigError, InputError
@@ -120,49 +119,12 @@ def _wait_for(paths: Sequence[Path], timeout_s: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def take_rows(vectors: SparseVectors, order: np.ndarray) -> SparseVectors:
-    """Rows ``order`` of ``vectors`` (vectorised gather of CSR rows)."""
-    order = np.asarray(order, np.int64)
-    lengths = vectors.nnz[order]
-    offsets = np.zeros(len(order) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    starts = np.repeat(vectors.offsets[:-1][order] - offsets[:-1], lengths)
-    index = starts + np.arange(offsets[-1])
-    return SparseVectors(
-        [vectors.ids[i] for i in order], offsets, vectors.term_ids[index], vectors.weights[index], vectors.vocab_size
-    )
-
-
-def token_lengths(encoder, texts: list[str]) -> np.ndarray:
-    """Token counts (truncated at the encoder's max_length) used to bucket batches by length."""
-    tokenizer = getattr(encoder, "tokenizer", None)
-    max_length = getattr(getattr(encoder, "settings", None), "max_length", None)
-    if tokenizer is None:
-        return np.fromiter((len(t) for t in texts), np.int64, len(texts))
-    encoded = tokenizer(texts, add_special_tokens=True, truncation=max_length is not None, max_length=max_length)
-    return np.fromiter((len(ids) for ids in encoded["input_ids"]), np.int64, len(texts))
-
-
 def encode_buffer(encoder, records: list[Record], side: str, batch_size: int) -> SparseVectors:
-    """Encode one buffer in length-sorted batches and return the vectors in input order."""
-    texts = [r.text for r in records]
-    order = np.argsort(token_lengths(encoder, texts), kind="stable")
-    parts = []
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        parts.append(
-            encoder.encode(
-                [texts[i] for i in chunk],
-                side=side,
-                batch_size=batch_size,
-                ids=[records[i].id for i in chunk],
-                show_progress=False,
-            )
-        )
-    sorted_vectors = SparseVectors.concat(parts)
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    return take_rows(sorted_vectors, inverse)
+    """Encode one buffer; ``SparseEncoder.encode`` sorts it by token length into batches and
+    returns the vectors in input order, so the texts are tokenised once."""
+    return encoder.encode(
+        [r.text for r in records], side=side, batch_size=batch_size, ids=[r.id for r in records], show_progress=False
+    )
 
 
 def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:

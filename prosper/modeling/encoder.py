@@ -349,7 +349,7 @@ class SparseEncoder(nn.Module):
             if progress is not None:
                 progress.advance(len(idx))
         merged = SparseVectors.concat(parts)
-        return reorder(merged, np.argsort(np.asarray(order), kind="stable"))
+        return merged.take(np.argsort(np.asarray(order), kind="stable"))
 
     # -- vocabulary and scoring -------------------------------------------------------------
     def vocabulary(self) -> list[str]:
@@ -379,23 +379,6 @@ class SparseEncoder(nn.Module):
     def score(self, q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         """``[Bq, V] x [Bd, V] -> [Bq, Bd]`` per ``settings.scoring`` (Eq. 11)."""
         return _scoring.score(q, d, self.settings.scoring)
-
-
-def reorder(vectors: SparseVectors, order: np.ndarray) -> SparseVectors:
-    """Rows ``order[0], order[1], ...`` of ``vectors`` as a new :class:`SparseVectors`."""
-    order = np.asarray(order, dtype=np.int64)
-    nnz = vectors.nnz[order]
-    offsets = np.zeros(len(order) + 1, np.int64)
-    np.cumsum(nnz, out=offsets[1:])
-    starts = vectors.offsets[:-1][order]
-    gather = np.repeat(starts - offsets[:-1], nnz) + np.arange(offsets[-1], dtype=np.int64)
-    return SparseVectors(
-        [vectors.ids[i] for i in order],
-        offsets,
-        vectors.term_ids[gather],
-        vectors.weights[gather],
-        vectors.vocab_size,
-    )
 
 
 class _progress:
