@@ -78,15 +78,6 @@ def _expected(path):
     )
 
 
-def test_take_gathers_csr_rows():
-    v = SparseVectors(["a", "b", "c"], [0, 2, 2, 5], [1, 3, 0, 2, 4], [1, 2, 3, 4, 5], 6)
-    out = v.take(np.array([2, 0, 1]))
-    assert out.ids == ["c", "a", "b"]
-    assert out.offsets.tolist() == [0, 3, 5, 5]
-    assert out.term_ids.tolist() == [0, 2, 4, 1, 3]
-    assert out.weights.tolist() == [3, 4, 5, 1, 2]
-
-
 def test_encodes_in_input_order_with_length_buckets(tmp_path):
     source = _collection(tmp_path / "c.jsonl", 50)
     encoder = FakeEncoder()

@@ -9,7 +9,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from prosper.modeling.encoder import reorder  # noqa: E402
 from prosper.modeling.lfw import focusing_window  # noqa: E402
 from prosper.modeling.lrn import LiteralResidual, literal_residual  # noqa: E402
 from prosper.modeling.pooling import pool  # noqa: E402
@@ -182,11 +181,3 @@ def test_scoring_eq11_and_variants(scoring, expected):
 
 def test_scoring_zero_query_gives_zero_not_nan():
     assert torch.all(score(torch.zeros(1, 3), D, "query_l2") == 0)
-
-
-# -- row reordering of SparseVectors ----------------------------------------------------------
-def test_reorder_rows():
-    sv = SparseVectors.from_rows(["a", "b", "c"], [([1], [0.5]), ([], []), ([0, 2], [1.0, 2.0])], 3)
-    out = reorder(sv, np.array([2, 0, 1]))
-    assert out.ids == ["c", "a", "b"]
-    assert np.array_equal(out.to_dense(), sv.to_dense()[[2, 0, 1]])
