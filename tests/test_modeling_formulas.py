@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -14,7 +13,6 @@ from prosper.modeling.lrn import LiteralResidual, literal_residual  # noqa: E402
 from prosper.modeling.pooling import pool  # noqa: E402
 from prosper.modeling.scoring import score  # noqa: E402
 from prosper.modeling.transforms import keep_terms, literal_indicator, log_saturation  # noqa: E402
-from prosper.sparse import SparseVectors  # noqa: E402
 
 L1 = math.log(2.0)  # log(1 + 1)
 L3 = math.log(4.0)  # log(1 + 3)
