@@ -42,36 +42,36 @@ class ComponentSpec(BaseModel):
 class LRNSettings(Section):
     """Literal Residual Network (Eq. 8-9)."""
 
-    enabled: bool = True
-    sides: Literal["both", "query", "item"] = "both"
-    mode: Literal["compensate", "add", "review"] = "compensate"
+    enabled: bool = True  # Eq. 8-9: add the literal residual to the base vector
+    sides: Literal["both", "query", "item"] = "both"  # apply the LRN to queries, items or both (paper ablation)
+    mode: Literal["compensate", "add", "review"] = "compensate"  # compensate: w + I*(max(w')-w'); add: w + I*w'; review: w + I*(max(w)-w')
     # which hidden state feeds FC: auto = the last real token for causal LMs, the first ([CLS]) for MLMs
-    hidden: Literal["auto", "last", "first"] = "auto"
+    hidden: Literal["auto", "last", "first"] = "auto"  # hidden state fed to the LRN: auto = last real token (causal) / first token (MLM)
     transform_hidden: bool = True  # Eq. 5: log(1+ReLU(.)) also applied to the hidden state before FC
 
 
 class LFWSettings(Section):
     """Lexical Focusing Window (Eq. 10): keep the top-k terms when a vector has more."""
 
-    enabled: bool = True
-    k_query: int = Field(256, ge=1)
-    k_item: int = Field(512, ge=1)
+    enabled: bool = True  # Eq. 10: keep the top-k terms of vectors with more than k non-zeros
+    k_query: int = Field(256, ge=1)  # k for queries (paper: 256)
+    k_item: int = Field(512, ge=1)  # k for items (paper: 512)
 
 
 class ModelSettings(Section):
     backbone: ComponentSpec = ComponentSpec(name="qwen", path="Qwen/Qwen2.5-3B")
     pooling: Literal["auto", "last", "max", "mean", "sum"] = "auto"  # auto: last for causal, max for MLM
-    max_length: int = Field(64, ge=2)
+    max_length: int = Field(64, ge=2)  # tokens per text after truncation, special tokens included
     lrn: LRNSettings = LRNSettings()
     lfw: LFWSettings = LFWSettings()
-    scoring: Literal["query_l2", "none", "query_l1", "both_l2", "item_l2"] = "query_l2"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    quantization: Literal["none", "8bit", "4bit"] = "none"
+    scoring: Literal["query_l2", "none", "query_l1", "both_l2", "item_l2"] = "query_l2"  # Eq. 11 normalisation: only the query L2-normalised by default
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # weights and compute dtype of the backbone (bf16 needs hardware support to be fast)
+    quantization: Literal["none", "8bit", "4bit"] = "none"  # bitsandbytes 8/4-bit backbone loading (needs accelerate); the LRN stays fp32
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     echo: bool = False  # repeat the text and pool over the second copy (causal LMs)
     bidirectional: bool = False  # drop the causal mask where the backbone allows
     query_terms: Literal["all", "literal", "expansion"] = "all"  # analysis: keep only these terms
-    item_terms: Literal["all", "literal", "expansion"] = "all"
+    item_terms: Literal["all", "literal", "expansion"] = "all"  # analysis: keep only literal or expansion terms of items
     query_encoder: Literal["model", "inference_free"] = "model"  # inference_free: query = literal indicator
     head_chunk_size: int = Field(512, ge=1)  # positions per LM-head chunk for max/mean/sum pooling (cache-sized on CPUs)
     pool_special_tokens: bool | None = None  # None: MLM pools [CLS]/[SEP] (SPLADE), causal LMs never do
@@ -80,51 +80,51 @@ class ModelSettings(Section):
 # -- data ---------------------------------------------------------------------------------
 class DataSettings(Section):
     path: str | None = None  # a BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv
-    train_split: str = "train"
-    dev_split: str = "dev"
+    train_split: str = "train"  # qrels/<split>.tsv used for training
+    dev_split: str = "dev"  # qrels/<split>.tsv used for validation; empty: no validation
     min_grade: int = 1  # qrels at or above this grade are positives
     triples: str | None = None  # JSONL/TSV/Parquet training triples instead of qrels
-    max_dev_queries: int = Field(500, ge=1)
+    max_dev_queries: int = Field(500, ge=1)  # validation queries (paper: 500)
     max_dev_items: int | None = Field(20000, ge=1)  # validation corpus: judged items + a seeded sample; None: all
-    title_field: str = "title"
-    text_field: str = "text"
+    title_field: str = "title"  # corpus field joined before text_field
+    text_field: str = "text"  # corpus field joined after title_field
     corpus: str | None = None  # corpus file when not <path>/corpus.jsonl (JSONL/TSV/Parquet)
     queries: str | None = None  # queries file when not <path>/queries.jsonl
 
 
 # -- train --------------------------------------------------------------------------------
 class OptimizerSettings(Section):
-    name: Literal["adamw", "adamw8bit"] = "adamw"
-    lr: float = Field(3e-5, gt=0)
-    weight_decay: float = Field(0.1, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
+    name: Literal["adamw", "adamw8bit"] = "adamw"  # adamw, or adamw8bit (bitsandbytes)
+    lr: float = Field(3e-5, gt=0)  # peak learning rate (paper: 3e-5)
+    weight_decay: float = Field(0.1, ge=0)  # decoupled weight decay (paper: 0.1)
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam betas
+    eps: float = 1e-8  # Adam epsilon
 
 
 class TrainSettings(Section):
-    loss: ComponentSpec = ComponentSpec(name="in_batch_nll")
+    loss: ComponentSpec = ComponentSpec(name="in_batch_nll")  # ranking loss plugin (Eq. 12)
     regularizers: list[ComponentSpec] = [
         ComponentSpec(name="flops", lambda_query=5e-3, lambda_item=1e-3, schedule="quadratic", ramp_steps=400)
     ]
     optimizer: OptimizerSettings = OptimizerSettings()
-    batch_size: int = Field(64, ge=1)
-    max_steps: int = Field(80000, ge=1)
+    batch_size: int = Field(64, ge=1)  # queries per step and device (paper: 64)
+    max_steps: int = Field(80000, ge=1)  # optimizer steps at most
     epochs: float | None = Field(None, gt=0)  # when set, caps training at this many epochs
-    warmup_steps: int = Field(80, ge=0)
-    grad_accumulation: int = Field(1, ge=1)
-    max_grad_norm: float | None = 1.0
-    amp: Literal["none", "bf16", "fp16"] = "bf16"
-    seed: int = 42
-    output_dir: str = "runs/prosper"
-    save_every: int = Field(500, ge=1)
-    eval_every: int = Field(500, ge=1)
-    log_every: int = Field(10, ge=1)
-    keep_last: int = Field(2, ge=1)
+    warmup_steps: int = Field(80, ge=0)  # linear warm-up steps, then linear decay to 0
+    grad_accumulation: int = Field(1, ge=1)  # micro-batches per optimizer step
+    max_grad_norm: float | None = 1.0  # gradient clipping norm; null: no clipping
+    amp: Literal["none", "bf16", "fp16"] = "bf16"  # autocast dtype for training (master weights stay fp32); fp16 uses loss scaling
+    seed: int = 42  # seeds data order, initialisation and dropout
+    output_dir: str = "runs/prosper"  # checkpoints/, best/, final/, metrics.jsonl and settings.yaml go here
+    save_every: int = Field(500, ge=1)  # steps between atomic resume checkpoints
+    eval_every: int = Field(500, ge=1)  # steps between validations (the best checkpoint is kept)
+    log_every: int = Field(10, ge=1)  # steps between metrics.jsonl lines
+    keep_last: int = Field(2, ge=1)  # resume checkpoints kept on disk
     hard_negatives: int = Field(0, ge=0)  # hard negatives per query, from the triples file
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0)  # DataLoader worker processes
     eval_recall_k: int = Field(100, ge=1)  # validation reports Recall@K and MRR@10
     best_metric: Literal["mrr@10", "recall"] = "mrr@10"  # picks the best checkpoint
-    eval_batch_size: int = Field(128, ge=1)
+    eval_batch_size: int = Field(128, ge=1)  # texts per batch when encoding for validation
     collapse_dense_fraction: float = Field(0.9, gt=0, le=1)  # warn when avg nnz stays above this x cap after the ramp
     progress: bool = True  # rich progress bar (rank 0)
     find_unused_parameters: bool = False  # DistributedDataParallel option
@@ -132,18 +132,18 @@ class TrainSettings(Section):
 
 # -- infer / export / search --------------------------------------------------------------
 class InferSettings(Section):
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(256, ge=1)  # texts per encoder batch
     buffer_size: int = Field(8192, ge=1)  # texts read ahead and sorted by length
     shard_size: int = Field(100000, ge=1)  # items per output shard (resume granularity)
     on_error: Literal["fail", "skip"] = "fail"  # empty texts, duplicate ids, undecodable lines
 
 
 class SearchSettings(Section):
-    k: int = Field(1000, ge=1)
+    k: int = Field(1000, ge=1)  # items returned per query
     query_top_terms: int | None = Field(None, ge=1)  # the paper serves with 16
-    searcher: ComponentSpec = ComponentSpec(name="exact")
+    searcher: ComponentSpec = ComponentSpec(name="exact")  # searcher plugin: exact (embedded index) or seismic
     # Eq. 11 normalisation at search time; None: the checkpoint's model.scoring (query_l2 without one)
-    scoring: Literal["query_l2", "none", "query_l1", "both_l2", "item_l2"] | None = None
+    scoring: Literal["query_l2", "none", "query_l1", "both_l2", "item_l2"] | None = None  # null: the model's scoring
     mrr_rel: int = Field(2, ge=1)  # MRR@10 counts items of at least this grade (2 = highly relevant)
     rel: int = Field(1, ge=1)  # Recall@k / Hit@k count items of at least this grade
     channel_depth: int = Field(100, ge=1)  # multi-channel analysis looks at each channel's top-N

@@ -16,3 +16,32 @@ def test_every_hook_is_documented():
     assert len(hooks) >= 6
     for name in hooks:
         assert f"### `{name}(" in text, f"hook {name} has no section in docs/plugins.md"
+
+
+def test_configuration_reference_matches_the_settings_model():
+    from prosper.config_docs import BEGIN, END, render_reference
+
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    committed = text[text.index(BEGIN) : text.index(END) + len(END)]
+    assert committed == render_reference(), "docs/configuration.md is stale: regenerate with `prosper config docs`"
+
+
+def test_every_setting_is_in_the_configuration_reference():
+    from prosper.settings import ProsperSettings
+
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+
+    def paths(model, prefix=""):
+        from pydantic import BaseModel
+
+        from prosper.settings import ComponentSpec
+
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel) and annotation is not ComponentSpec:
+                yield from paths(annotation, f"{prefix}{name}.")
+            else:
+                yield f"{prefix}{name}"
+
+    missing = [p for p in paths(ProsperSettings) if f"`{p}`" not in text]
+    assert not missing and len(list(paths(ProsperSettings))) > 60

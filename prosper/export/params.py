@@ -34,7 +34,7 @@ class LuceneParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scale: float = Field(100.0, gt=0)  # integer weight = round(w * scale)
     max_weight: int = Field(EXACT_LIMIT, ge=1, le=INT_LIMIT)  # impacts above: error or clip
-    overflow: Literal["error", "clip"] = "error"
+    overflow: Literal["error", "clip"] = "error"  # impacts above max_weight: fail, or clip to it
     empty: Literal["keep_top", "write", "error"] = "keep_top"  # vectors whose weights all round to 0
     max_query_terms: int = Field(MAX_CLAUSES, ge=1)  # Lucene fails on more boolean clauses
     max_query_tokens: int = Field(1_000_000, ge=1)  # repeated tokens allowed in one query line

@@ -50,14 +50,14 @@ class SeismicParams(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    n_postings: int = Field(3500, ge=1)
-    centroid_fraction: float = Field(0.1, gt=0, le=1)
-    min_cluster_size: int = Field(2, ge=1)
-    summary_energy: float = Field(0.4, gt=0, le=1)
-    max_fraction: float = Field(1.5, gt=0)
-    doc_cut: int = Field(15, ge=1)
-    query_cut: int | None = Field(None, ge=1)
-    heap_factor: float = Field(0.8, gt=0, le=1)
+    n_postings: int = Field(3500, ge=1)  # postings kept per term (Seismic build)
+    centroid_fraction: float = Field(0.1, gt=0, le=1)  # clusters per posting list, as a fraction
+    min_cluster_size: int = Field(2, ge=1)  # smallest block of a posting list
+    summary_energy: float = Field(0.4, gt=0, le=1)  # share of a block's mass its summary keeps
+    max_fraction: float = Field(1.5, gt=0)  # Seismic build parameter (see pyseismic-lsr)
+    doc_cut: int = Field(15, ge=1)  # Seismic build parameter (see pyseismic-lsr)
+    query_cut: int | None = Field(None, ge=1)  # query terms used; null: all (or query_top_terms)
+    heap_factor: float = Field(0.8, gt=0, le=1)  # block pruning aggressiveness: lower is faster, less exact
     num_threads: int = Field(1, ge=0)  # 0: all cores (Rayon default)
     item_l2: bool = False  # store L2-normalised items (needed for the both_l2 / item_l2 scorings)
 

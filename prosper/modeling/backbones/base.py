@@ -31,7 +31,7 @@ class BackboneParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: str  # a Hugging Face hub id or a local directory
-    revision: str | None = None
+    revision: str | None = None  # hub revision (branch, tag or commit)
     trust_remote_code: bool = False  # off unless the user turns it on
     tokenizer: str | None = None  # a different tokenizer location (defaults to path)
     attn_implementation: str | None = None  # e.g. "sdpa" or "eager"; None lets transformers choose

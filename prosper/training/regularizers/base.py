@@ -18,10 +18,10 @@ from prosper.training.schedules import scheduled_weight
 class RegularizerParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lambda_query: float = Field(5e-3, ge=0)
-    lambda_item: float = Field(1e-3, ge=0)
-    schedule: Literal["quadratic", "linear", "constant"] = "quadratic"
-    ramp_steps: int = Field(400, ge=0)
+    lambda_query: float = Field(5e-3, ge=0)  # λ_q at the end of the ramp (paper: 5e-3 for FLOPS)
+    lambda_item: float = Field(1e-3, ge=0)  # λ_d at the end of the ramp (paper: 1e-3 for FLOPS)
+    schedule: Literal["quadratic", "linear", "constant"] = "quadratic"  # quadratic: λ·min(1, t/T)^2
+    ramp_steps: int = Field(400, ge=0)  # T: steps to reach the full λ
     target: Literal["base", "final"] = "base"  # base: w before LRN/LFW (Eq. 13); final: W after them
 
 
