@@ -248,6 +248,10 @@ def run_demo(
 
         console = Console(quiet=not progress)
     preset = PRESETS[size]
+    if threads is None and backbone is None:
+        # The scratch model's matrices are too small for threads to pay off, and on a busy
+        # machine extra threads thrash: one thread was 10x faster than two under load here.
+        threads = 1
     if threads is not None:
         import torch
 

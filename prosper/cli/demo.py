@@ -24,7 +24,7 @@ def demo(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the data, the model and the training order.")] = 0,
     threads: Annotated[
-        Optional[int], typer.Option(help="CPU threads for torch (default: torch's choice; 1 is faster on a busy machine).")
+        Optional[int], typer.Option(help="CPU threads for torch (default: 1 for the scratch model, torch's choice with --backbone).")
     ] = None,
     config: ConfigOption = None,
     overrides: OverridesArgument = None,
