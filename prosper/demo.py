@@ -28,7 +28,6 @@ it knows about "couch" and "sofa" it learned from the demo's own training querie
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterable, Mapping
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from prosper.errors import ConfigError, InputError
+from prosper.fileio import atomic_write_text
 
 DISCLAIMER = (
     "this is a tiny Qwen-architecture model trained from scratch on synthetic data, not a pretrained LLM"
@@ -320,7 +320,7 @@ def _run(out: Path, size: str, preset: DemoPreset, backbone, seed: int, override
         tree["train"]["output_dir"] = str(out / "model")  # everything stays in one folder
         settings = load_settings(None, tree, environ={})
         summary.settings = settings.model_dump(mode="json")
-        _atomic_text(out / "settings.yaml", settings.to_yaml())
+        atomic_write_text(out / "settings.yaml", settings.to_yaml())
 
     # 3. training --------------------------------------------------------------------------
     with steps("train_s", f"training with the PROSPER recipe ({settings.train.max_steps} steps)"):
@@ -671,11 +671,6 @@ def _print_verdict(console, summary: DemoSummary) -> None:
         )
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _write_reports(out: Path, summary: DemoSummary) -> None:
@@ -693,9 +688,9 @@ def _write_reports(out: Path, summary: DemoSummary) -> None:
         "channels": summary.channels,
         "explanations": summary.explanations,
     }
-    _atomic_text(out / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
-    _atomic_text(out / "summary.json", json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    _atomic_text(out / "summary.md", summary_markdown(summary))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(out / "summary.json", json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(out / "summary.md", summary_markdown(summary))
 
 
 def _relative(path: str, root: Path) -> str:

@@ -7,7 +7,12 @@ from typing import Annotated
 
 import typer
 
-from prosper.cli.common import ConfigOption, OverridesArgument, console, resolve_settings
+from prosper.cli.common import (
+    ConfigOption,
+    OverridesArgument,
+    console,
+    resolve_settings,
+)
 
 config_app = typer.Typer(help="Show and validate settings.", no_args_is_help=True)
 

@@ -11,7 +11,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from prosper.cli.common import ConfigOption, OverridesArgument, console, err_console, resolve_settings
+from prosper.cli.common import (
+    ConfigOption,
+    OverridesArgument,
+    console,
+    err_console,
+    resolve_settings,
+)
 
 Side = Annotated[str, typer.Option("--side", help="item (corpus.jsonl of a BEIR folder) or query (queries.jsonl).")]
 Format = Annotated[

@@ -6,7 +6,12 @@ from typing import Annotated
 
 import typer
 
-from prosper.cli.common import ConfigOption, OverridesArgument, console, resolve_settings
+from prosper.cli.common import (
+    ConfigOption,
+    OverridesArgument,
+    console,
+    resolve_settings,
+)
 
 
 def register(app: typer.Typer) -> None:

@@ -29,7 +29,6 @@ with a header) and ``manifest.json`` (seed, sizes, counts per kind and split).
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections import Counter
 from collections.abc import Iterable
@@ -37,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prosper.errors import ConfigError
+from prosper.fileio import atomic_write_text
 
 GENERATOR_VERSION = 1
 
@@ -451,12 +451,6 @@ def generate_queries(
 
 
 # -- writing ---------------------------------------------------------------------------------
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def _jsonl(rows: Iterable[dict]) -> str:
@@ -511,8 +505,8 @@ def generate(
             grade_counts[grades[pid]] += 1
         counts[split[q.id]][q.kind] += 1
 
-    _atomic_write(out / "corpus.jsonl", _jsonl({"_id": p.id, "title": p.title, "text": p.text} for p in products))
-    _atomic_write(
+    atomic_write_text(out / "corpus.jsonl", _jsonl({"_id": p.id, "title": p.title, "text": p.text} for p in products))
+    atomic_write_text(
         out / "queries.jsonl",
         _jsonl(
             {"_id": q.id, "text": q.text, "kind": q.kind, "metadata": q.metadata}
@@ -520,7 +514,7 @@ def generate(
         ),
     )
     for name, lines in qrel_lines.items():
-        _atomic_write(out / "qrels" / f"{name}.tsv", "".join(lines))
+        atomic_write_text(out / "qrels" / f"{name}.tsv", "".join(lines))
     manifest = {
         "generator": "prosper.data.synth",
         "version": GENERATOR_VERSION,
@@ -533,7 +527,7 @@ def generate(
         "judgments": {str(g): grade_counts[g] for g in (2, 1, 0)},
         "kinds": list(KINDS),
     }
-    _atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return out
 
 

@@ -40,7 +40,7 @@ _FRIENDLY = re.compile(r"^(nDCG|MRR|Recall|Hit)@(\d+)$")
 def to_ir_measure(name: str, mrr_rel: int = 2, rel: int = 1):
     """The ir-measures measure object for one of our names (or any ir-measures string)."""
     import ir_measures
-    from ir_measures import R, RR, Success, nDCG
+    from ir_measures import RR, R, Success, nDCG
 
     match = _FRIENDLY.match(name)
     if match is None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -84,9 +82,6 @@ def channels_tables(analysis) -> list[Table]:
 
 def write_json(path: str | Path, payload) -> Path:
     """Write ``payload`` as indented JSON, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    from prosper.fileio import atomic_write_json
+
+    return atomic_write_json(path, payload)

@@ -46,9 +46,7 @@ class Exporter(Protocol):
     def merge(self, parts: Sequence[Path], output: Path, side: str) -> None: ...
 
 
-def temp_path(path: Path) -> Path:
-    """``<name>.tmp-<pid>`` next to ``path`` (same file system, so ``os.replace`` is atomic)."""
-    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+from prosper.fileio import temp_path  # noqa: E402  (re-exported for exporter plugins)
 
 
 class AtomicFile:

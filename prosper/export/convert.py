@@ -20,8 +20,8 @@ def convert(input: str | Path, exporter, output: str | Path, side: str | None = 
     ``side`` defaults to the side recorded in the file. Returns the writer's counters plus
     ``rows``, ``seconds`` and ``vectors_per_s``.
     """
-    from prosper.export.parquet import iter_parquet_vectors, read_parquet_metadata
     from prosper.export.base import build_exporter
+    from prosper.export.parquet import iter_parquet_vectors, read_parquet_metadata
 
     exporter, _ = build_exporter(exporter)
     meta = read_parquet_metadata(input)

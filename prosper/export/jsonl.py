@@ -12,7 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from prosper.export.base import AtomicFile, LineExporter, joined_rows, json_strings, string_array_bytes
+from prosper.export.base import (
+    AtomicFile,
+    LineExporter,
+    joined_rows,
+    json_strings,
+    string_array_bytes,
+)
 from prosper.export.params import JsonlParams
 from prosper.sparse import SparseVectors
 

@@ -31,7 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from prosper.errors import ConfigError, InputError
-from prosper.export.base import AtomicFile, LineExporter, joined_rows, json_strings, string_array_bytes
+from prosper.export.base import (
+    AtomicFile,
+    LineExporter,
+    joined_rows,
+    json_strings,
+    string_array_bytes,
+)
 from prosper.export.params import EXACT_LIMIT, INT_LIMIT, MAX_CLAUSES, LuceneParams  # noqa: F401
 from prosper.sparse import SparseVectors
 

@@ -36,10 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-from prosper.data.collections import CollectionStats, Record, count_lines, iter_collection, resolve_collection
+from prosper.data.collections import (
+    CollectionStats,
+    Record,
+    count_lines,
+    iter_collection,
+    resolve_collection,
+)
 from prosper.errors import ConfigError, InputError
 from prosper.export.base import LineExporter, build_exporter
+from prosper.fileio import atomic_write_json
 from prosper.sparse import SparseVectors
 
 STATE_SUFFIX = ".prosper"
@@ -96,9 +102,7 @@ def _barrier() -> None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, data, indent=1)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -145,7 +149,14 @@ class _Progress:
         self.bar = None
         if not enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
         from rich.text import Text
 
         class _Rate(ProgressColumn):

@@ -45,7 +45,15 @@ def train_tokenizer(
     no special tokens added around the text). ``kind="wordpiece"``: BERT style
     (``[CLS] text [SEP]``, ``[PAD]``, ``[UNK]``, ``[MASK]``), for masked LMs.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     texts = list(texts) if texts is not None else list(DEFAULT_TEXTS)

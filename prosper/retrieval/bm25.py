@@ -10,15 +10,14 @@ README's BM25 anchor.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from prosper.errors import InputError
-from prosper.retrieval.index import SearchResult, replace_dir
+from prosper.fileio import replace_dir, staging_dir
+from prosper.retrieval.index import SearchResult
 
 FORMAT = "prosper-bm25"
 
@@ -83,12 +82,7 @@ class BM25Channel:
 
     def save(self, directory: str | Path, overwrite: bool = False) -> Path:
         directory = Path(directory)
-        if directory.exists() and not overwrite:
-            raise InputError("BM25 folder already exists", directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        tmp = staging_dir(directory, overwrite, "BM25 folder")
         self.retriever.save(str(tmp / "bm25s"))
         (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in self.ids), encoding="utf-8")
         (tmp / "meta.json").write_text(json.dumps({"format": FORMAT, **self.params}, indent=2) + "\n", encoding="utf-8")

@@ -28,8 +28,6 @@ ties are broken by item row (earlier rows first), so results are deterministic.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -37,6 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from prosper.errors import ConfigError, InputError
+from prosper.fileio import replace_dir, staging_dir
 from prosper.sparse import SparseVectors
 
 FORMAT = "prosper-inverted-index"
@@ -173,13 +172,7 @@ class InvertedIndex:
     def save(self, directory: str | Path, overwrite: bool = False) -> Path:
         """Write the index folder atomically (a temporary folder renamed into place)."""
         directory = Path(directory)
-        if directory.exists() and not overwrite:
-            raise InputError("index folder already exists (use --force / overwrite=True)", directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
+        tmp = staging_dir(directory, overwrite, "index folder")
         for name in _ARRAYS:
             np.save(tmp / f"{name}.npy", getattr(self, name), allow_pickle=False)
         (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in self.ids), encoding="utf-8")
@@ -338,14 +331,3 @@ def read_meta(directory: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg}", path, exc.lineno) from None
-
-
-def replace_dir(tmp: Path, directory: Path) -> None:
-    """Move a finished temporary folder into place; an existing folder is swapped out first."""
-    if directory.exists():
-        old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
-        os.replace(directory, old)
-        os.replace(tmp, directory)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, directory)

@@ -10,7 +10,12 @@ Nothing heavy is imported here: this module loads whenever the registry does.
 from __future__ import annotations
 
 from prosper import hookimpl
-from prosper.retrieval.searchers import ExactParams, ExactSearcher, SeismicParams, SeismicSearcher
+from prosper.retrieval.searchers import (
+    ExactParams,
+    ExactSearcher,
+    SeismicParams,
+    SeismicSearcher,
+)
 
 
 @hookimpl

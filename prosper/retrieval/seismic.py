@@ -15,13 +15,18 @@ import contextlib
 import io
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from prosper.errors import ConfigError, InputError
-from prosper.retrieval.index import SearchResult, check_scoring, prepare_query, read_meta, replace_dir
+from prosper.fileio import replace_dir, staging_dir
+from prosper.retrieval.index import (
+    SearchResult,
+    check_scoring,
+    prepare_query,
+    read_meta,
+)
 from prosper.sparse import SparseVectors
 
 FORMAT = "prosper-seismic-index"
@@ -94,13 +99,7 @@ class SeismicSearchIndex:
 
     def save(self, directory: str | Path, overwrite: bool = False) -> Path:
         directory = Path(directory)
-        if directory.exists() and not overwrite:
-            raise InputError("index folder already exists (use --force / overwrite=True)", directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
+        tmp = staging_dir(directory, overwrite, "index folder")
         with _quiet():
             self.index.save(str(tmp / "index"))  # writes index.index.seismic
         vocabulary = getattr(self, "_vocabulary", None)

@@ -118,7 +118,7 @@ def evaluate_encoder(encoder, dev: DevSet, *, recall_k: int = 100, batch_size: i
 def ranking_metrics(run, qrels, *, recall_k: int = 100, min_grade: int = 1) -> dict[str, float]:
     """MRR@10 and Recall@K (relevant: grade >= ``min_grade``), averaged over the judged queries."""
     import ir_measures
-    from ir_measures import R, RR
+    from ir_measures import RR, R
 
     measures = [RR(rel=min_grade) @ 10, R(rel=min_grade) @ recall_k]
     # Queries that retrieved nothing still count (as zeros).
