@@ -117,7 +117,9 @@ class TrainSettings(Section):
     warmup_steps: int = Field(80, ge=0)  # linear warm-up steps, then linear decay to 0
     grad_accumulation: int = Field(1, ge=1)  # micro-batches per optimizer step
     max_grad_norm: float | None = 1.0  # gradient clipping norm; null: no clipping
-    amp: Literal["none", "bf16", "fp16"] = "bf16"  # autocast dtype for training (master weights stay fp32); fp16 uses loss scaling
+    # autocast dtype (master weights stay fp32; fp16 adds loss scaling); auto: bf16 on GPUs that
+    # have it, else none (bf16 on CPUs without bf16 units runs 20x slower than fp32)
+    amp: Literal["auto", "none", "bf16", "fp16"] = "auto"  # auto: bf16 on GPUs with bf16 units, else none
     seed: int = 42  # seeds data order, initialisation and dropout
     output_dir: str = "runs/prosper"  # checkpoints/, best/, final/, metrics.jsonl and settings.yaml go here
     save_every: int = Field(500, ge=1)  # steps between atomic resume checkpoints

@@ -86,6 +86,30 @@ def test_pool_max_matches_naive_full_logits_with_a_linear_head_and_its_gradient(
         assert torch.allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.parametrize("shift", [-3.0, 3.0])  # mostly inactive terms (sparse backward) / dense backward
+def test_pool_max_split_head_matches_naive_values_and_gradients(shift):
+    torch.manual_seed(1)
+    transform = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.GELU(), torch.nn.LayerNorm(4))
+    decoder = torch.nn.Linear(4, 13)
+    with torch.no_grad():
+        decoder.bias += shift
+    hidden = torch.randn(3, 6, 4, requires_grad=True)
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [0, 1, 1, 1, 0, 0]], dtype=torch.bool)
+
+    def head(h):
+        return decoder(transform(h))
+
+    params = [hidden, decoder.weight, decoder.bias, *transform.parameters()]
+    naive = (log_saturation(head(hidden)) * mask[..., None]).amax(dim=1)
+    lean = pool("max", hidden, head, mask, LAST, chunk_size=6, head_split=(transform, decoder.weight, decoder.bias))
+    assert torch.allclose(lean, naive, atol=1e-6)
+    weights = torch.rand_like(naive)  # a non-uniform upstream gradient
+    g_naive = torch.autograd.grad((naive * weights).sum(), params)
+    g_lean = torch.autograd.grad((lean * weights).sum(), params)
+    for a, b in zip(g_naive, g_lean):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
 # -- literal indicator and analysis filters ---------------------------------------------------
 def test_literal_indicator_excludes_masked_positions():
     ids = torch.tensor([[0, 3, 3, 1], [2, 4, 0, 0]])

@@ -169,3 +169,22 @@ def test_collapse_guard_messages():
     assert guard.check(3, {"query": 0.0, "item": 5.0}) == []  # once per episode
     dense = guard.check(6, {"query": 3.0, "item": 19.0})
     assert len(dense) == 1 and "item vectors stay dense" in dense[0]
+
+
+def test_amp_auto_is_off_on_cpu_and_bf16_is_honoured():
+    import contextlib
+
+    import torch
+
+    from prosper.settings import load_settings
+    from prosper.training.trainer import Trainer
+
+    trainer = Trainer.__new__(Trainer)  # only the settings matter to _amp
+    trainer.settings = load_settings(environ={})
+    assert trainer.settings.train.amp == "auto"
+    context, scaler = trainer._amp(torch.device("cpu"))
+    assert context is contextlib.nullcontext and scaler is None
+    trainer.settings = load_settings(overrides=["train.amp=bf16"], environ={})
+    context, scaler = trainer._amp(torch.device("cpu"))
+    with context():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16

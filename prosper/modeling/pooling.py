@@ -50,6 +50,61 @@ def pool_last(hidden: torch.Tensor, head: Callable, last_index: torch.Tensor, po
     return log_saturation(logits.float())
 
 
+class _SparseGradMaxHead(torch.autograd.Function):
+    """``max_i (pre_i @ W^T)`` over positions, with a backward that touches only what matters.
+
+    Forward computes each row chunk's ``[rows, L, V]`` logits once and keeps the maximum and its
+    position per (row, term). The gradient of a maximum flows to that one position, so backward
+    needs no logits at all: for the (row, term) pairs with a non-zero gradient (terms whose
+    maximum logit is positive, far fewer than ``L x V``) it adds ``g * pre`` into ``dW`` and
+    ``g * W`` into ``dpre`` at the saved positions. Where most pairs are active (dense vectors
+    early in training) a chunk falls back to scattering ``g`` into a ``[rows, L, V]`` tensor and
+    two matmuls. Both are exact; neither recomputes the forward, unlike activation checkpointing.
+    """
+
+    @staticmethod
+    def forward(ctx, pre: torch.Tensor, weight: torch.Tensor, rows_per_chunk: int) -> torch.Tensor:
+        values, positions = [], []
+        for b0 in range(0, pre.shape[0], rows_per_chunk):
+            chunk_max = torch.matmul(pre[b0 : b0 + rows_per_chunk], weight.t()).max(dim=1)
+            values.append(chunk_max.values)
+            positions.append(chunk_max.indices)
+        ctx.save_for_backward(pre, weight, torch.cat(positions))
+        ctx.rows_per_chunk = rows_per_chunk
+        return torch.cat(values)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        pre, weight, positions = ctx.saved_tensors
+        dtype = weight.dtype
+        grad_pre = torch.zeros(pre.shape, dtype=dtype, device=pre.device) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
+        rows_per_chunk = ctx.rows_per_chunk
+        vocab = weight.shape[0]
+        for b0 in range(0, pre.shape[0], rows_per_chunk):
+            g = grad[b0 : b0 + rows_per_chunk].to(dtype)
+            p = pre[b0 : b0 + rows_per_chunk].to(dtype)
+            pos = positions[b0 : b0 + rows_per_chunk]
+            rows, terms = torch.nonzero(g, as_tuple=True)
+            if rows.numel() * 4 > g.numel():  # dense gradient: two matmuls beat index arithmetic
+                full = torch.zeros(g.shape[0], p.shape[1], vocab, dtype=dtype, device=g.device)
+                full.scatter_(1, pos.unsqueeze(1), g.unsqueeze(1))
+                if grad_weight is not None:
+                    grad_weight += torch.einsum("blv,blh->vh", full, p)
+                if grad_pre is not None:
+                    grad_pre[b0 : b0 + rows_per_chunk] = torch.matmul(full, weight)
+                continue
+            values = g[rows, terms].unsqueeze(1)
+            at = pos[rows, terms]
+            if grad_weight is not None:
+                grad_weight.index_add_(0, terms, values * p[rows, at])
+            if grad_pre is not None:
+                grad_pre[b0 : b0 + rows_per_chunk].index_put_((rows, at), values * weight[terms], accumulate=True)
+        if grad_pre is not None:
+            grad_pre = grad_pre.to(pre.dtype)
+        return grad_pre, grad_weight, None
+
+
 def pool_max(
     hidden: torch.Tensor,
     head: Callable,
@@ -79,6 +134,14 @@ def pool_max(
     source = torch.where(pool_mask, positions, first)
     rows_per_chunk = max(1, chunk_size // length)
     cols_per_chunk = min(length, max(1, chunk_size))
+    if bias is not None or (head_split is not None and postprocess is None):
+        if torch.is_grad_enabled():  # training: one forward pass over the logits, sparse backward
+            pre = transform(hidden)
+            pre = pre.gather(1, source.unsqueeze(-1).expand(-1, -1, pre.shape[-1]))
+            logits = _SparseGradMaxHead.apply(pre, weight, rows_per_chunk)
+            if bias is not None:
+                logits = logits + bias
+            return log_saturation(logits.float()) * pool_mask.any(dim=1, keepdim=True)
 
     def chunk_max(h: torch.Tensor) -> torch.Tensor:
         return fn(h).amax(dim=1)

@@ -242,10 +242,13 @@ def find_head(model, body):
 
 
 def split_head(head):
-    """``(transform, weight, bias)`` for BERT-style MLM heads (``predictions.transform`` then a
-    linear ``predictions.decoder``), else None. Quantised decoders are left alone."""
+    """``(transform, weight, bias)`` for a plain linear LM head or a BERT-style MLM head
+    (``predictions.transform`` then a linear ``predictions.decoder``), else None. Quantised
+    heads are left alone."""
     import torch
 
+    if type(head) is torch.nn.Linear:  # a plain LM head (Qwen, Llama, ...)
+        return torch.nn.Identity(), head.weight, head.bias
     predictions = getattr(head, "predictions", None)
     transform = getattr(predictions, "transform", None)
     decoder = getattr(predictions, "decoder", None)
