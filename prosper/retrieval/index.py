@@ -308,16 +308,14 @@ class InvertedIndex:
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the ``k`` highest positive scores, best first, ties by ascending row.
 
-    Scores are never negative (weights are positive), so the non-zero rows are the touched ones,
-    usually far fewer than all items.
+    One selection over the whole accumulator finds the k-th score; a vectorised comparison
+    then keeps every row at or above it (ties included, so the tie-break by row stays exact)
+    and only those few are sorted. Scores are never negative (weights are positive).
     """
-    cand = np.flatnonzero(scores)  # ascending rows
+    n = len(scores)
+    kth = np.partition(scores, n - k)[n - k] if k < n else 0.0
+    cand = np.flatnonzero(scores >= kth) if kth > 0 else np.flatnonzero(scores)  # ascending rows
     values = scores[cand]
-    if len(cand) > k:
-        kth = np.partition(values, len(values) - k)[len(values) - k]
-        # keep every row tied with the k-th value so the tie-break by row is exact
-        keep = values >= kth
-        cand, values = cand[keep], values[keep]
     # rows are ascending, so a stable sort on -score breaks ties by row
     order = np.argsort(-values, kind="stable")[:k]
     return cand[order].astype(np.int64), values[order]
