@@ -167,9 +167,11 @@ class SeismicSearchIndex:
                 np.asarray(qids, dtype=self._string), comps, vals, k=k, query_cut=int(cut),
                 heap_factor=self.params.heap_factor, num_threads=self.params.num_threads,
             )
+        # batch_search does not keep the query order: each hit names its query id (h[0])
+        by_query = {hits[0][0]: hits for hits in raw if hits}
         results = []
-        for hits in raw:
-            hits = [h for h in hits if h[1] > 0]
+        for qid in qids:
+            hits = [h for h in by_query.get(qid, []) if h[1] > 0]
             ids = np.asarray([h[2] for h in hits], dtype=object)
             scores = np.asarray([h[1] for h in hits], dtype=np.float32)
             results.append(SearchResult(ids, scores))
