@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per system; medians are reported")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--chunk", type=int, default=512, help="model.head_chunk_size")
+    parser.add_argument("--chunk", type=int, default=256, help="model.head_chunk_size")
     parser.add_argument("--precisions", default="auto", help="comma list (fp32,bf16) or auto: fp32 + bf16 when bf16 matmul is faster here")
     parser.add_argument("--skip-st", action="store_true", help="do not run the sentence-transformers baseline")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "encode.json"))

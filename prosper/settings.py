@@ -77,7 +77,7 @@ class ModelSettings(Section):
     query_terms: Literal["all", "literal", "expansion"] = "all"  # analysis: keep only these terms
     item_terms: Literal["all", "literal", "expansion"] = "all"  # analysis: keep only literal or expansion terms of items
     query_encoder: Literal["model", "inference_free"] = "model"  # inference_free: query = literal indicator
-    head_chunk_size: int = Field(512, ge=1)  # positions per LM-head chunk for max/mean/sum pooling (cache-sized on CPUs)
+    head_chunk_size: int = Field(256, ge=1)  # positions per LM-head chunk for max/mean/sum pooling (cache-sized on CPUs)
     pool_special_tokens: bool | None = None  # None: MLM pools [CLS]/[SEP] (SPLADE), causal LMs never do
 
 
