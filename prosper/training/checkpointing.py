@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from prosper.errors import CheckpointError
+from prosper.fileio import atomic_write_json, temp_path
 
 STATE_DIR = "trainer_state"
 PREFIX = "step-"
@@ -106,7 +107,7 @@ def set_rng_state(state: dict) -> None:
 def torch_save(obj, path: Path) -> None:
     import torch
 
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp = temp_path(path)
     torch.save(obj, tmp)
     os.replace(tmp, path)
 
@@ -123,9 +124,7 @@ def torch_load(path: Path):
 
 
 def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, data)
 
 
 def read_state(checkpoint: str | Path) -> dict:
@@ -136,14 +135,3 @@ def read_state(checkpoint: str | Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: unreadable ({exc.msg})") from None
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move a finished ``tmp`` folder to ``final``, replacing an older one."""
-    if final.exists():
-        old = final.with_name(f"{final.name}.old.tmp-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from prosper.errors import CheckpointError, ConfigError, DeviceError
+from prosper.fileio import atomic_write_text, replace_dir
 from prosper.training import checkpointing as ckpt
 from prosper.training.distributed import (
     DistInfo,
@@ -313,7 +314,7 @@ class Trainer:
             if checkpoint is not None:
                 log.truncate_after(step)
                 self.console.print(f"resuming from {checkpoint} (step {step})", highlight=False)
-            _atomic_text(out / "settings.yaml", s.to_yaml())
+            atomic_write_text(out / "settings.yaml", s.to_yaml())
             log.write({"event": "start", "step": step, "total_steps": total_steps, "examples": len(data),
                        "world_size": info.world_size, "resumed": checkpoint is not None})
 
@@ -494,13 +495,7 @@ def _to(features: dict, device) -> dict:
 def _save_model(encoder, directory: Path, tag) -> None:
     tmp = directory.with_name(f"{directory.name}.tmp-{tag}")
     encoder.save(tmp)
-    ckpt.replace_dir(tmp, directory)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    replace_dir(tmp, directory)
 
 
 def _stats_line(sums: dict) -> str:
