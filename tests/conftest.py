@@ -55,3 +55,17 @@ def plugin_registry():
     for name in fakes.names:
         plugins.unregister_plugin(name)
     plugins.reset()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: thread hand-offs cost more than the maths on a busy 2-core machine.
+
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

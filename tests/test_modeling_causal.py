@@ -16,13 +16,7 @@ from prosper.settings import ModelSettings  # noqa: E402
 TEXTS = ["cordless drill with lithium battery", "sink", "led light bulb 60 watt equivalent soft white", "garden hose"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: thread hand-offs cost more than the maths on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,7 @@ from prosper.settings import ModelSettings  # noqa: E402
 TEXTS = ["cordless drill with lithium battery", "sink", "garden hose 50 ft"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
