@@ -63,9 +63,7 @@ def one_torch_thread():
 
     Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
     """
-    import torch
+    from tests.training_helpers import one_thread
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_thread():
+        yield

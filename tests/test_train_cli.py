@@ -5,13 +5,10 @@ from __future__ import annotations
 import pytest
 
 from prosper.cli.app import main
-from tests.training_helpers import build_backbone, build_shop, one_thread, overrides, read_jsonl, write_config
+from tests.training_helpers import build_backbone, build_shop, overrides, read_jsonl, write_config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

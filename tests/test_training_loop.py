@@ -8,13 +8,10 @@ import torch
 from prosper.errors import CheckpointError, ConfigError
 from prosper.settings import load_settings
 from prosper.training.checkpointing import list_checkpoints
-from tests.training_helpers import build_backbone, build_shop, one_thread, overrides, read_jsonl, state_dict_of
+from tests.training_helpers import build_backbone, build_shop, overrides, read_jsonl, state_dict_of
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
