@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -105,11 +105,22 @@ class OptimizerSettings(Section):
     eps: float = 1e-8  # Adam epsilon
 
 
+class TargetTermsSettings(Section):
+    """Term budgets (prosper.training.budget): λ is steered so the mean width meets them."""
+
+    query: int | None = Field(None, ge=1)  # mean non-zero terms per query vector to reach; null: λ as configured
+    item: int | None = Field(None, ge=1)  # mean non-zero terms per item vector to reach; null: λ as configured
+    ramp: float = Field(0.3, gt=0, le=1)  # fraction of the run over which the target falls from the first batch's width
+    rate: float = Field(0.05, gt=0, le=1)  # controller gain: log λ moves by rate * log(width / target) per step
+    cap_factor: float = Field(2.0, ge=1)  # LFW k (training and inference) at most cap_factor * target
+
+
 class TrainSettings(Section):
     loss: ComponentSpec = ComponentSpec(name="in_batch_nll")  # ranking loss plugin (Eq. 12)
     regularizers: list[ComponentSpec] = [
         ComponentSpec(name="flops", lambda_query=5e-3, lambda_item=1e-3, schedule="quadratic", ramp_steps=400)
     ]
+    target_terms: TargetTermsSettings | None = None  # term budgets {query: N, item: M}; null: the λ as written
     optimizer: OptimizerSettings = OptimizerSettings()
     batch_size: int = Field(64, ge=1)  # queries per step and device (paper: 64)
     max_steps: int = Field(80000, ge=1)  # optimizer steps at most
@@ -153,6 +164,17 @@ class SearchSettings(Section):
     mrr_rel: int = Field(2, ge=1)  # MRR@10 counts items of at least this grade (2 = highly relevant)
     rel: int = Field(1, ge=1)  # Recall@k / Hit@k count items of at least this grade
     channel_depth: int = Field(100, ge=1)  # multi-channel analysis looks at each channel's top-N
+    fusion_rrf_k: int = Field(60, ge=0)  # --fusion rrf: score = sum of w / (fusion_rrf_k + rank) over the channels
+    fusion_weights: dict[Literal["prosper", "bm25"], float] = {"prosper": 1.0, "bm25": 1.0}  # --fusion: weight per channel (>= 0; 0 leaves it out)
+    fusion_normalization: Literal["minmax", "zscore", "none"] = "minmax"  # --fusion combsum: per-query score normalisation of each channel
+
+    @field_validator("fusion_weights")
+    @classmethod
+    def _non_negative(cls, weights: dict[str, float]) -> dict[str, float]:
+        bad = {name: w for name, w in weights.items() if not w >= 0 or w == float("inf")}
+        if bad:
+            raise ValueError(f"fusion weights must be finite and >= 0, got {bad}")
+        return weights
 
 
 SECTION_MODELS = {

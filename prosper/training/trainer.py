@@ -184,6 +184,18 @@ class Trainer:
         # Master weights stay fp32; train.amp decides the compute precision.
         return model.model_copy(update={"precision": "fp32"})
 
+    def _apply_budget_window(self) -> None:
+        """With term budgets, the LFW window is capped for training and for the saved model."""
+        budget = self.settings.train.target_terms
+        if budget is None:
+            return
+        from prosper.training.budget import capped_window
+
+        lfw = capped_window(self.settings.model.lfw, budget)
+        if lfw != self.settings.model.lfw:
+            model = self.settings.model.model_copy(update={"lfw": lfw})
+            self.settings = self.settings.model_copy(update={"model": model})
+
     def _check_resume(self, checkpoint: Path, info: DistInfo) -> dict:
         state = ckpt.read_state(checkpoint)
         if state.get("world_size") != info.world_size:
@@ -229,6 +241,7 @@ class Trainer:
         from prosper.training.optim import build_optimizer, build_scheduler
         from prosper.training.validation import build_dev_set, evaluate_encoder
 
+        self._apply_budget_window()
         s = self.settings
         t = s.train
         out = self.output_dir
@@ -297,6 +310,11 @@ class Trainer:
         optimizer = build_optimizer(encoder, t.optimizer)
         scheduler = build_scheduler(optimizer, t.warmup_steps, total_steps)
 
+        budget = None
+        if t.target_terms is not None:
+            from prosper.training.budget import TermBudget
+
+            budget = TermBudget(t.target_terms, total_steps)
         step, position, best, best_step = 0, 0, None, None
         if checkpoint is not None:
             sdir = checkpoint / ckpt.STATE_DIR
@@ -307,6 +325,8 @@ class Trainer:
             ckpt.set_rng_state(ckpt.torch_load(sdir / f"rng-rank{info.rank}.pt"))
             step, position = int(state["step"]), int(state["position"])
             best, best_step = state.get("best_metric"), state.get("best_step")
+            if budget is not None:
+                budget.load_state_dict(state.get("budget", {}))
         tmp_tag = broadcast_object(os.getpid(), info)
 
         log = MetricsLog(out / "metrics.jsonl", enabled=main)
@@ -354,6 +374,7 @@ class Trainer:
                         "best_metric": best,
                         "best_step": best_step,
                         "world_size": info.world_size,
+                        "budget": budget.state_dict() if budget is not None else None,
                         "settings": s.model_dump(mode="json"),
                     },
                 )
@@ -390,7 +411,7 @@ class Trainer:
                         total = rank_loss
                         for reg in regularizers:
                             for side, base, final in (("query", q_base, q_vec), ("item", d_base, d_vec)):
-                                weight = reg.weight(update, side)
+                                weight = budget.weight(reg, update, side) if budget else reg.weight(update, side)
                                 value = reg.penalty(base if reg.target == "base" else final)
                                 total = total + weight * value
                                 key = f"{reg.name}_{side}"
@@ -419,6 +440,12 @@ class Trainer:
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
+                if budget is not None:  # every rank steers with the same (averaged) widths
+                    widths = all_reduce_mean([sums["nnz_query"], sums["nnz_item"]], info, device)
+                    budget.observe(step, dict(zip(("query", "item"), widths)))
+                    for side, target in (("query", budget.targets["query"]), ("item", budget.targets["item"])):
+                        if target is not None:
+                            sums[f"target_{side}"] = budget.target(step, side)
                 if not math.isfinite(sums["loss"]):
                     raise ConfigError(
                         f"step {step}: the loss is not finite ({sums['loss']}); lower train.optimizer.lr or "

@@ -1,0 +1,86 @@
+"""Term budgets: steer the regularizer weights so the vectors end up as wide as the user asks.
+
+``train.target_terms: {query: N, item: M}`` replaces hand-tuning λ over many runs. Per side, the
+weight of every regularizer becomes ``λ_side · m_side(t)`` (λ at the end of its own schedule; the
+budget replaces the ramp), and the multiplier follows an integral controller in log space::
+
+    log m(t+1) = log m(t) + rate · log( nnz(t) / target(t) )
+
+where ``nnz(t)`` is the mean number of non-zero terms of the batch's final vectors (after LRN and
+LFW, i.e. what the index stores) and ``target(t)`` moves geometrically from the first batch's
+width down to the budget over the first ``ramp`` fraction of the run, so the ranking loss shapes
+the vectors before sparsity bites (the role the paper's quadratic λ ramp plays). Too wide: λ grows;
+too narrow: it shrinks. ``cap_factor`` sets the LFW window to at most ``cap_factor × budget``
+for training and inference alike, so no single vector costs much more than the budget.
+"""
+
+from __future__ import annotations
+
+import math
+
+SIDES = ("query", "item")
+_LOG_BOUND = math.log(1e4)  # m stays within [1e-4, 1e4] of λ: a runaway controller cannot explode
+
+
+class TermBudget:
+    """The controller of :mod:`prosper.training.budget` for one training run."""
+
+    def __init__(self, settings, total_steps: int):
+        self.targets = {side: getattr(settings, side) for side in SIDES}
+        self.rate = settings.rate
+        self.ramp_steps = max(1, round(settings.ramp * total_steps))
+        self.log_scale = {side: 0.0 for side in SIDES}
+        self.start: dict[str, float] = {}  # the first batch's widths: where the target ramp starts
+
+    def controls(self, side: str) -> bool:
+        return self.targets[side] is not None
+
+    def target(self, step: int, side: str) -> float:
+        """The width aimed at after update ``step`` (counted from 1)."""
+        goal = float(self.targets[side])
+        start = self.start.get(side, goal)
+        progress = step / self.ramp_steps
+        if start <= goal or progress >= 1:
+            return goal
+        return math.exp((1 - progress) * math.log(start) + progress * math.log(goal))
+
+    def weight(self, regularizer, step: int, side: str) -> float:
+        """The weight of ``regularizer`` on ``side`` at update ``step``."""
+        if not self.controls(side):
+            return regularizer.weight(step, side)
+        peak = regularizer.weight(2**62, side)  # λ at the end of its schedule: the budget ramps instead
+        return peak * math.exp(self.log_scale[side])
+
+    def observe(self, step: int, widths: dict[str, float]) -> None:
+        """Update the multipliers after update ``step`` with the batch's mean widths."""
+        for side in SIDES:
+            if not self.controls(side):
+                continue
+            width = max(float(widths[side]), 1e-3)
+            self.start.setdefault(side, width)
+            error = math.log(width / self.target(step, side))
+            scale = self.log_scale[side] + self.rate * error
+            self.log_scale[side] = min(_LOG_BOUND, max(-_LOG_BOUND, scale))
+
+    def multipliers(self) -> dict[str, float]:
+        return {side: math.exp(self.log_scale[side]) for side in SIDES if self.controls(side)}
+
+    # checkpoint state, so that a resumed run steers exactly as an uninterrupted one
+    def state_dict(self) -> dict:
+        return {"log_scale": dict(self.log_scale), "start": dict(self.start)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.log_scale.update(state.get("log_scale", {}))
+        self.start.update(state.get("start", {}))
+
+
+def capped_window(lfw, budget_settings):
+    """The LFW settings with k at most ``cap_factor × budget`` on each budgeted side."""
+    update = {}
+    for side, key in (("query", "k_query"), ("item", "k_item")):
+        target = getattr(budget_settings, side)
+        if target is not None:
+            update[key] = min(getattr(lfw, key), max(1, math.ceil(budget_settings.cap_factor * target)))
+    if not update:
+        return lfw
+    return lfw.model_copy(update={**update, "enabled": True})

@@ -1,0 +1,116 @@
+"""Term budgets (train.target_terms): the controller's arithmetic, its closed loop on a simulated
+plant, the LFW cap, and a real training run that resumes exactly with the controller's state."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from prosper.settings import LFWSettings, TargetTermsSettings, load_settings
+from prosper.training.budget import TermBudget, capped_window
+from prosper.training.regularizers.flops import FlopsParams, FlopsRegularizer
+from tests.training_helpers import build_backbone, build_shop, overrides, read_jsonl, state_dict_of
+
+
+def _flops(lq=5e-3, ld=1e-3, ramp=100):
+    return FlopsRegularizer(FlopsParams(lambda_query=lq, lambda_item=ld, schedule="quadratic", ramp_steps=ramp))
+
+
+def test_weight_is_the_peak_lambda_times_the_multiplier_and_free_sides_keep_their_schedule():
+    budget = TermBudget(TargetTermsSettings(item=64), total_steps=100)
+    reg = _flops()
+    assert budget.weight(reg, 1, "item") == pytest.approx(1e-3)  # no ramp: the budget ramps instead
+    assert budget.weight(reg, 10, "query") == pytest.approx(5e-3 * (10 / 100) ** 2)  # untouched side
+    budget.observe(1, {"query": 999.0, "item": 128.0})  # first batch: the target starts at 128
+    assert budget.start == {"item": 128.0}
+    assert budget.target(1, "item") == pytest.approx(128 * (64 / 128) ** (1 / 30))
+    assert budget.target(30, "item") == pytest.approx(64.0) and budget.target(90, "item") == 64.0
+    # 128 against a target just below 128: λ grows by rate * log(128 / target(1))
+    assert budget.multipliers()["item"] == pytest.approx(math.exp(0.05 * math.log(128 / budget.target(1, "item"))))
+
+
+def test_too_narrow_lowers_lambda_and_the_multiplier_is_bounded():
+    budget = TermBudget(TargetTermsSettings(query=16), total_steps=10)
+    budget.observe(1, {"query": 16.0, "item": 1.0})
+    for step in range(2, 5000):
+        budget.observe(step, {"query": 0.0, "item": 1.0})  # collapsed: all-zero vectors
+    assert budget.multipliers()["query"] == pytest.approx(1e-4)
+
+
+def test_closed_loop_meets_the_target_on_a_simulated_plant():
+    """Width falls smoothly as λ grows, with a lag (as the optimiser's momentum gives)."""
+    budget = TermBudget(TargetTermsSettings(query=16, item=64), total_steps=900)
+    reg = _flops()
+    width = {"query": 120.0, "item": 480.0}
+    for step in range(1, 901):
+        for side, free in (("query", 120.0), ("item", 480.0)):
+            lam = budget.weight(reg, step, side)
+            equilibrium = free / (1 + lam * (2000 if side == "query" else 4000))
+            width[side] += 0.1 * (equilibrium - width[side])
+        budget.observe(step, width)
+    assert width["query"] == pytest.approx(16, rel=0.05) and width["item"] == pytest.approx(64, rel=0.05)
+
+
+def test_capped_window():
+    lfw = LFWSettings(k_query=256, k_item=512)
+    capped = capped_window(lfw, TargetTermsSettings(query=16, item=64))
+    assert (capped.k_query, capped.k_item) == (32, 128)
+    assert capped_window(lfw, TargetTermsSettings(item=300)).k_item == 512  # never looser than the window
+    assert capped_window(LFWSettings(enabled=False), TargetTermsSettings(query=10)).enabled
+
+
+def test_target_terms_settings_from_overrides():
+    settings = load_settings(overrides=["train.target_terms={query: 16, item: 64}"], environ={})
+    assert settings.train.target_terms.query == 16 and settings.train.target_terms.cap_factor == 2.0
+    from prosper.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="target_terms"):
+        load_settings(overrides=["train.target_terms={query: 0}"], environ={})
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("budget")
+    build_shop(root)
+    return root, build_backbone(root, "bert")
+
+
+def _train(root, backbone, out, resume=False, callbacks=(), **extra):
+    from prosper.training.trainer import train
+
+    extra.setdefault("train__target_terms", {"query": 6, "item": 12})
+    settings = load_settings(overrides=overrides(root, backbone, out=out, name="bert", **extra), environ={})
+    return train(settings, resume=resume, callbacks=callbacks)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_training_steers_and_resumes_with_the_controller_state(tiny):
+    from prosper.modeling.encoder import SparseEncoder
+    from prosper.training.trainer import Callback
+
+    root, backbone = tiny
+
+    class Stop(Exception):
+        pass
+
+    class StopAt(Callback):
+        def on_checkpoint(self, trainer, step, path):
+            if step == 2:
+                raise Stop()
+
+    full = _train(root, backbone, "full", train__eval_every=100)
+    logs = [r for r in read_jsonl(root / "full" / "metrics.jsonl") if r["event"] == "train"]
+    assert all("target_item" in r and "lambda_flops_item" in r for r in logs)
+    assert logs[0]["lambda_flops_item"] == pytest.approx(1e-3)  # starts at the peak λ, unramped
+    assert logs[-1]["lambda_flops_item"] != pytest.approx(1e-3)  # and is steered from there
+    saved = SparseEncoder.load(full.final_dir, device="cpu").settings.lfw
+    assert (saved.k_query, saved.k_item) == (12, 24)  # cap_factor 2 x budget, kept for inference
+    with pytest.raises(Stop):
+        _train(root, backbone, "cut", train__eval_every=100, callbacks=[StopAt()])
+    resumed = _train(root, backbone, "cut", resume=True, train__eval_every=100)
+    a, b = state_dict_of(full.final_dir), state_dict_of(resumed.final_dir)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    cut = [r for r in read_jsonl(root / "cut" / "metrics.jsonl") if r["event"] == "train"]
+    assert [r["lambda_flops_item"] for r in cut] == [r["lambda_flops_item"] for r in logs]
