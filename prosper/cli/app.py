@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "prosper.cli.infer",
     "prosper.cli.explain",
     "prosper.cli.search",
+    "prosper.cli.mine",
     "prosper.cli.data",
     "prosper.cli.demo",
 )
