@@ -165,7 +165,7 @@ class SearchSettings(Section):
     rel: int = Field(1, ge=1)  # Recall@k / Hit@k count items of at least this grade
     channel_depth: int = Field(100, ge=1)  # multi-channel analysis looks at each channel's top-N
     fusion_rrf_k: int = Field(60, ge=0)  # --fusion rrf: score = sum of w / (fusion_rrf_k + rank) over the channels
-    fusion_weights: dict[Literal["prosper", "bm25"], float] = {"prosper": 1.0, "bm25": 1.0}  # --fusion: weight per channel (>= 0; 0 leaves it out)
+    fusion_weights: dict[Literal["prosper", "bm25"], float] = {"prosper": 1.0, "bm25": 1.0}  # --fusion: weight per channel (>= 0; 0 leaves it out; a channel not named weighs 1)
     fusion_normalization: Literal["minmax", "zscore", "none"] = "minmax"  # --fusion combsum: per-query score normalisation of each channel
 
     @field_validator("fusion_weights")

@@ -82,6 +82,14 @@ def test_tiny_demo_writes_every_artefact(tmp_path, capsys):
     assert bm25_qids <= dev and len(bm25_qids) >= len(dev) - 2
     md = (out / "summary.md").read_text()
     assert "| synonym |" in md and "nDCG@10 prosper" in md
+    # the fused runs sit beside both channels; the channel analysis stays of the two channels
+    for method in ("rrf", "combsum"):
+        assert (out / f"runs/{method}.dev.trec").is_file()
+        assert set(summary["metrics"][f"prosper+bm25 ({method})"]) == set(summary["metrics"]["prosper"])
+    assert summary["fusion"]["system"] == "prosper+bm25 (combsum)"
+    assert set(summary["fusion"]["below_bm25"]) <= kinds
+    assert summary["channels"]["channels"] == ["prosper", "bm25"]
+    assert "## Fusion with BM25" in md and "prosper+bm25 (rrf)" in md
     # a demo folder may be replaced by the next run; other folders never are
     from prosper.demo import _check_demo_folder
 

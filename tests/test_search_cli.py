@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 import types
 
@@ -168,3 +169,106 @@ def test_index_with_seismic_searcher(tmp_path, clean_env):
     assert main(["search", "--index", str(tmp_path / "sx"), "--queries", str(tmp_path / "queries.parquet"),
                  "-o", str(tmp_path / "run.trec"), "--k", "1"]) == 0
     assert (tmp_path / "run.trec").read_text().split()[:3] == ["q1", "Q0", "p1"]
+
+
+# -- --fusion: prosper fused with a BM25 channel over the same items ---------------------------
+def write_corpus(path):
+    path.write_text("".join(json.dumps({"_id": i, "title": t, "text": ""}) + "\n" for i, t in ITEMS.items()))
+    return path
+
+
+QUERIES = {"q1": "cordless drill", "q2": "red hammer", "q3": "garden paint"}
+
+
+def expected_fusion(index_dir, method, k, queries=QUERIES, **options):
+    """fuse() of the two channels, computed here from the library pieces."""
+    from prosper.retrieval.bm25 import BM25Channel
+    from prosper.retrieval.fusion import fuse
+    from prosper.retrieval.index import InvertedIndex
+    from prosper.retrieval.runs import results_to_run
+
+    qids, texts = list(queries), list(queries.values())
+    vectors = FakeEncoder().encode(texts, "query", ids=qids)
+    prosper_run = results_to_run(qids, InvertedIndex.open(index_dir).search(vectors, k=k, scoring="query_l2"))
+    bm25_run = results_to_run(qids, BM25Channel.open(index_dir / "bm25").search(texts, k=k))
+    return fuse({"prosper": prosper_run, "bm25": bm25_run}, method, k=k, **options)
+
+
+def test_index_corpus_then_search_fusion_equals_fuse(tmp_path, fake_encoder, clean_env, capsys):
+    write_vectors(tmp_path / "items.parquet", ITEMS, "item")
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    assert main(["index", "--input", str(tmp_path / "items.parquet"), "--output", str(tmp_path / "idx"),
+                 "--corpus", str(corpus)]) == 0
+    assert (tmp_path / "idx" / "bm25" / "meta.json").is_file()
+    (tmp_path / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES.items()))
+    base = ["search", "--index", str(tmp_path / "idx"), "--checkpoint", "ckpt", "--queries", str(tmp_path / "queries.jsonl")]
+    from prosper.retrieval.runs import iter_lines, read_run
+
+    for method, extra, options in (
+        ("rrf", [], {"rrf_k": 60}),
+        ("combsum", ["search.fusion_weights={bm25: 2}", "search.fusion_normalization=zscore"],
+         {"weights": {"bm25": 2.0}, "normalization": "zscore"}),
+    ):  # fmt: skip
+        out = tmp_path / f"{method}.trec"
+        assert main([*base, "--fusion", method, "--k", "4", "-o", str(out), *extra]) == 0, capsys.readouterr().err
+        expected = expected_fusion(tmp_path / "idx", method, 4, **options)
+        assert out.read_text().splitlines() == list(iter_lines(expected, tag=method))
+        assert read_run(out)["q1"]  # not empty
+    # --corpus at search time builds the same channel
+    capsys.readouterr()
+    shutil.rmtree(tmp_path / "idx" / "bm25")
+    assert main([*base, "--fusion", "rrf", "--k", "4", "--corpus", str(corpus)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == (tmp_path / "rrf.trec").read_text().splitlines()
+
+
+def test_search_fusion_one_query_prints_the_fused_ranking(tmp_path, index_dir, fake_encoder, capsys):
+    corpus = write_corpus(tmp_path / "corpus.jsonl")
+    rc = main(["search", "--index", str(index_dir), "--checkpoint", "ckpt", "red", "drill", "--k", "3",
+               "--fusion", "rrf", "--corpus", str(corpus)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    ranked = re.findall(r"│\s+(\d)\s+│\s+(p\d)\s+│\s+([\d.]+)", out)
+    from prosper.retrieval.bm25 import BM25Channel
+
+    BM25Channel.build(list(ITEMS), list(ITEMS.values())).save(index_dir / "bm25")
+    expected = expected_fusion(index_dir, "rrf", 3, {"q": "red drill"}, rrf_k=60)["q"]
+    assert ranked == [(str(r), d, f"{s:.4f}") for r, (d, s) in enumerate(expected.items(), start=1)]
+    assert ranked[0] == ("1", "p1", f"{2 / 61:.4f}")  # first in both channels
+    assert "fused with BM25 by rrf" in " ".join(out.split())
+
+
+def test_search_fusion_without_corpus_fails_fast_in_one_line(tmp_path, index_dir, capsys):
+    # no fake encoder: the checkpoint does not exist, so reaching the model would fail differently
+    rc = main(["search", "--index", str(index_dir), "--checkpoint", str(tmp_path / "missing"), "drill", "--fusion", "rrf"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--fusion needs the items' texts" in err and "--corpus" in err
+    assert main(["search", "--index", str(index_dir), "--queries", "q.parquet", "--fusion", "rrf",
+                 "--corpus", "c.jsonl"]) == 2
+    assert "needs query texts" in capsys.readouterr().err
+    assert main(["search", "--index", str(index_dir), "--checkpoint", "x", "drill", "--fusion", "borda"]) == 2
+    assert "borda" in capsys.readouterr().err
+
+
+def test_index_corpus_must_hold_every_indexed_item(tmp_path, clean_env, capsys):
+    write_vectors(tmp_path / "items.parquet", ITEMS, "item")
+    (tmp_path / "corpus.jsonl").write_text(json.dumps({"_id": "p1", "title": "red cordless drill"}) + "\n")
+    rc = main(["index", "--input", str(tmp_path / "items.parquet"), "--output", str(tmp_path / "idx"),
+               "--corpus", str(tmp_path / "corpus.jsonl")])
+    assert rc == 4 and "5 indexed items have no text" in capsys.readouterr().err
+    assert not (tmp_path / "idx").exists()  # nothing written
+
+
+def test_eval_checkpoint_fusion_in_the_table(tmp_path, fake_encoder, clean_env, capsys):
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    write_corpus(beir / "corpus.jsonl")
+    (beir / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES.items()))
+    (beir / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tp4\t2\nq2\tp2\t2\nq3\tp3\t1\n")
+    rc = main(["eval", "--checkpoint", "ckpt", "--data", str(beir), "--fusion", "combsum", "-o", str(tmp_path / "out")])
+    assert rc == 0, capsys.readouterr().err
+    assert "prosper+bm25 (combsum)" in capsys.readouterr().out
+    data = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert list(data["systems"]) == ["prosper", "bm25", "prosper+bm25 (combsum)"]
+    assert (tmp_path / "out" / "run.combsum.trec").is_file()

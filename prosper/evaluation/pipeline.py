@@ -2,8 +2,10 @@
 
 One call answers "is my retriever good, and what does it add?": metrics of the checkpoint (and
 of BM25 over the same corpus with ``bm25=True``), non-zeros and FLOPS per query, and with
-``channels=True`` the multi-channel ``recall_types`` analysis. Everything lands in ``output``:
-``run.trec``, ``run.bm25.trec``, ``metrics.json``.
+``channels=True`` the multi-channel ``recall_types`` analysis; ``fusion="rrf"`` or ``"combsum"``
+also fuses the two runs (:mod:`prosper.retrieval.fusion`, settings ``search.fusion_*``) and
+reports the pair as the system ``prosper+bm25 (rrf)``. Everything lands in ``output``:
+``run.trec``, ``run.bm25.trec``, ``run.<method>.trec``, ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ def evaluate_checkpoint(
     output: str | Path | None = None,
     bm25: bool = False,
     channels: bool = False,
+    fusion: str | None = None,
     console=None,
 ) -> dict:
     """Run the whole evaluation and return the JSON payload (also written to ``output/metrics.json``)."""
@@ -39,7 +42,11 @@ def evaluate_checkpoint(
     search = settings.search
     measures_kw = {"mrr_rel": search.mrr_rel, "rel": search.rel}
     channels = channels or False
-    bm25 = bm25 or channels  # the channel analysis compares against BM25
+    if fusion is not None:
+        from prosper.retrieval.fusion import check_method
+
+        check_method(fusion)  # before any model loads
+    bm25 = bm25 or channels or fusion is not None  # the channel analysis and fusion need BM25
     output = Path(output) if output is not None else Path(checkpoint) / f"eval-{split}"
 
     def say(msg):
@@ -106,6 +113,8 @@ def evaluate_checkpoint(
         write_run(output / "run.bm25.trec", bm25_run, tag="bm25")
         systems["bm25"] = evaluate(bm25_run, qrels, **measures_kw)
         payload["runs"]["bm25"] = str(output / "run.bm25.trec")
+        if fusion is not None:
+            _add_fusion(payload, fusion, {"prosper": run, "bm25": bm25_run}, qrels, search, output, measures_kw)
         if channels:
             from prosper.retrieval.channels import analyse_channels
 
@@ -123,3 +132,18 @@ def evaluate_checkpoint(
     write_json(output / "metrics.json", {k: v for k, v in payload.items() if not k.startswith("_")})
     payload["output"] = str(output)
     return payload
+
+
+def _add_fusion(payload: dict, method: str, runs: dict, qrels, search, output: Path, measures_kw: dict) -> None:
+    """Fuse the channels' runs, write ``run.<method>.trec`` and report the pair as one more system."""
+    from prosper.evaluation.metrics import evaluate
+    from prosper.retrieval.fusion import fuse, fused_name, fusion_options
+    from prosper.retrieval.runs import write_run
+
+    options = fusion_options(method, search)
+    fused = fuse(runs, method, k=search.k, **options)
+    name = fused_name(method, runs)
+    path = write_run(output / f"run.{method}.trec", fused, tag=method)
+    payload["systems"][name] = evaluate(fused, qrels, **measures_kw)
+    payload["runs"][name] = str(path)
+    payload["fusion"] = {"method": method, "system": name, **options}

@@ -6,8 +6,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from prosper.errors import ConfigError
+from prosper.errors import ConfigError, InputError
 from prosper.sparse import SparseVectors
+
+#: Where ``prosper index --corpus`` saves the BM25 channel, inside the index folder.
+BM25_DIR = "bm25"
 
 
 def build_index_from_file(
@@ -16,10 +19,14 @@ def build_index_from_file(
     searcher_spec=None,
     overwrite: bool = False,
     registry=None,
+    corpus: str | Path | None = None,
+    corpus_options: dict | None = None,
 ) -> dict:
     """Read exported item vectors (Parquet file or shard folder), index them and save the index.
 
-    ``searcher_spec`` is a ``{name, ...params}`` spec (default ``{name: exact}``). Returns a
+    ``searcher_spec`` is a ``{name, ...params}`` spec (default ``{name: exact}``). With
+    ``corpus`` (the items' texts; ``corpus_options`` as for :func:`bm25_from_corpus`) a BM25
+    channel over the indexed items is saved in ``output/bm25`` for fused search. Returns a
     summary: items, vocabulary size, non-zeros, seconds, folder.
     """
     from prosper.export.parquet import read_parquet_vectors
@@ -37,7 +44,11 @@ def build_index_from_file(
     extra = {k: v for k, v in meta.items() if k not in ("vocabulary",)}
     extra["source"] = str(input_path)
     index = searcher.build(items, vocabulary=meta.get("vocabulary"), metadata=extra)
+    # BM25 first: a corpus that lacks an indexed item fails before anything is written
+    bm25 = bm25_from_corpus(corpus, item_ids=items.ids, **(corpus_options or {})) if corpus is not None else None
     index.save(output, overwrite=overwrite)
+    if bm25 is not None:
+        bm25.save(Path(output) / BM25_DIR, overwrite=True)
     return {
         "searcher": getattr(searcher, "name", type(searcher).__name__),
         "items": len(items),
@@ -46,7 +57,46 @@ def build_index_from_file(
         "avg_item_nnz": float(items.nnz.mean()) if len(items) else 0.0,
         "seconds": time.perf_counter() - start,
         "output": str(output),
+        "bm25": str(Path(output) / BM25_DIR) if bm25 is not None else None,
     }
+
+
+def bm25_from_corpus(
+    corpus: str | Path,
+    item_ids: Sequence[str] | None = None,
+    title_field: str = "title",
+    text_field: str = "text",
+    on_error: str = "fail",
+):
+    """A :class:`~prosper.retrieval.bm25.BM25Channel` over a corpus (BEIR folder or JSONL/TSV/Parquet).
+
+    With ``item_ids`` (an index's items) it covers exactly those items, so both channels of a
+    fusion search the same catalog; an item without a text in the corpus is an error.
+    """
+    from prosper.data.collections import iter_collection
+    from prosper.retrieval.bm25 import BM25Channel
+
+    records = iter_collection(corpus, side="item", title_field=title_field, text_field=text_field, on_error=on_error)
+    texts = {r.id: r.text for r in records}
+    if item_ids is None:
+        return BM25Channel.build(list(texts), list(texts.values()))
+    item_ids = [str(i) for i in item_ids]
+    missing = [i for i in item_ids if i not in texts]
+    if missing:
+        raise InputError(f"{len(missing):,} indexed items have no text in this corpus (first: {missing[0]!r})", corpus)
+    return BM25Channel.build(item_ids, [texts[i] for i in item_ids])
+
+
+def fuse_with_bm25(prosper_run, bm25, qids: Sequence[str], texts: Sequence[str], method: str, k: int, search):
+    """Search ``texts`` with the BM25 channel and fuse its run with ``prosper_run`` (top ``k`` each).
+
+    ``search`` is the :class:`~prosper.settings.SearchSettings` whose ``fusion_*`` fields apply.
+    """
+    from prosper.retrieval.fusion import fuse, fusion_options
+    from prosper.retrieval.runs import results_to_run
+
+    bm25_run = results_to_run(list(qids), bm25.search(list(texts), k=k))
+    return fuse({"prosper": prosper_run, "bm25": bm25_run}, method, k=k, **fusion_options(method, search))
 
 
 def load_query_vectors(path: str | Path) -> SparseVectors:
