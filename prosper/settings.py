@@ -100,6 +100,7 @@ class DataSettings(Section):
 class OptimizerSettings(Section):
     name: Literal["adamw", "adamw8bit"] = "adamw"  # adamw, or adamw8bit (bitsandbytes)
     lr: float = Field(3e-5, gt=0)  # peak learning rate (paper: 3e-5)
+    lrn_lr: float | None = Field(None, gt=0)  # peak learning rate of the new LRN layer; null: lr
     weight_decay: float = Field(0.1, ge=0)  # decoupled weight decay (paper: 0.1)
     betas: tuple[float, float] = (0.9, 0.999)  # Adam betas
     eps: float = 1e-8  # Adam epsilon

@@ -51,3 +51,25 @@ def test_lr_warmup_then_linear_decay():
     assert factors[4:] == pytest.approx([1.0, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8])
     assert lr_factor(12, 4, 12) == 0.0
     assert math.isclose(lr_factor(0, 0, 10), 1.0)
+
+
+def test_lrn_learning_rate_gets_groups_of_its_own():
+    import torch
+
+    from prosper.settings import OptimizerSettings
+    from prosper.training.optim import build_optimizer
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = torch.nn.Linear(3, 4)
+            self.lrn = torch.nn.Module()
+            self.lrn.fc = torch.nn.Linear(4, 5)
+
+    model = Tiny()
+    groups = build_optimizer(model, OptimizerSettings(lr=1e-4, lrn_lr=1e-2, weight_decay=0.1)).param_groups
+    by_param = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+    assert by_param[id(model.backbone.weight)] == (1e-4, 0.1) and by_param[id(model.backbone.bias)] == (1e-4, 0.0)
+    assert by_param[id(model.lrn.fc.weight)] == (1e-2, 0.1) and by_param[id(model.lrn.fc.bias)] == (1e-2, 0.0)
+    plain = build_optimizer(model, OptimizerSettings(lr=1e-4)).param_groups
+    assert len(plain) == 2 and {g["lr"] for g in plain} == {1e-4}

@@ -11,21 +11,27 @@ from __future__ import annotations
 from prosper.errors import ConfigError
 
 
-def parameter_groups(model, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
-    for _, param in model.named_parameters():
+def parameter_groups(model, weight_decay: float, lrn_lr: float | None = None) -> list[dict]:
+    """Decayed matrices and undecayed vectors; with ``lrn_lr``, the LRN layer (new, randomly
+    initialised, unlike the pretrained backbone) in groups of its own at that learning rate."""
+    buckets: dict[tuple[bool, bool], list] = {}
+    for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (decay if param.ndim >= 2 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
+        own_rate = lrn_lr is not None and (name.startswith("lrn.") or ".lrn." in name)
+        buckets.setdefault((own_rate, param.ndim >= 2), []).append(param)
+    groups = []
+    for (own_rate, decayed), params in sorted(buckets.items(), key=lambda kv: (kv[0][0], not kv[0][1])):
+        group = {"params": params, "weight_decay": weight_decay if decayed else 0.0}
+        if own_rate:
+            group["lr"] = lrn_lr
+        groups.append(group)
     return groups
 
 
 def build_optimizer(model, settings):
     """``settings``: :class:`prosper.settings.OptimizerSettings`."""
-    groups = parameter_groups(model, settings.weight_decay)
+    groups = parameter_groups(model, settings.weight_decay, settings.lrn_lr)
     kwargs = dict(lr=settings.lr, betas=tuple(settings.betas), eps=settings.eps)
     if settings.name == "adamw":
         import torch
