@@ -88,6 +88,7 @@ class DataSettings(Section):
     dev_split: str = "dev"  # qrels/<split>.tsv used for validation; empty: no validation
     min_grade: int = 1  # qrels at or above this grade are positives
     triples: str | None = None  # JSONL/TSV/Parquet training triples instead of qrels
+    negatives: Literal["bm25", "none"] = "bm25"  # hard negatives when training from qrels: mined with BM25, or random items
     max_dev_queries: int = Field(500, ge=1)  # validation queries (paper: 500)
     max_dev_items: int | None = Field(20000, ge=1)  # validation corpus: judged items + a seeded sample; None: all
     title_field: str = "title"  # corpus field joined before text_field

@@ -279,7 +279,9 @@ class Trainer:
             loss_fn.score_fn = encoder.score  # Eq. 11, as configured
         self.encoder = encoder
 
-        data = load_training_data(s.data)
+        from prosper.training.negatives import training_data_settings
+
+        data = load_training_data(training_data_settings(s, out, main, lambda: barrier(info)))
         if main:
             for line in data.report.warnings():
                 self.console.print(f"[yellow]warning:[/] {line}", highlight=False)
