@@ -16,11 +16,13 @@ Systems (``--systems`` picks, default: all of the preset):
   same order for the same steps; ``st_lambda_x4`` / ``st_lambda_x16``: the same with λ × 4 / × 16
   (its quality-versus-terms curve);
 * ``prosper``: ``prosper train`` with nothing set but the backbone, the data and the budget (the
-  defaults for a BERT backbone);
+  defaults for a BERT backbone: term budget 16/64, dot product, lr 1e-4 and LRN lr 1e-3);
 * ``paper``: the paper's recipe as in conf/config.yaml (LRN, LFW 256/512, query-L2 scoring, FLOPS
-  5e-3/1e-3 ramped over 400 steps) — prosper 0.1's defaults;
-* ablations of the default recipe: ``no_lrn``, ``no_lfw``, ``no_hard_negatives``;
-* ``target_16_64``, ``target_32_128``: ``train.target_terms`` budgets (the prosper curve).
+  5e-3/1e-3 ramped over 400 steps, lr 3e-5) — prosper 0.1's defaults;
+* ablations of the default recipe: ``no_lrn``, ``no_lfw``, ``query_l2`` (Eq. 11 scoring),
+  ``bm25_negatives`` (one mined BM25 negative per query);
+* ``target_8_32``, ``target_32_128``: other ``train.target_terms`` budgets (with ``prosper``'s
+  16/64, the prosper quality-versus-terms curve).
 
 Every system records nDCG@10, MRR@10 (grade 2), Recall@100, Recall@1000, mean terms per query and
 per item, postings touched per query (Σ df over the query's terms) and the wall time of its
@@ -56,6 +58,8 @@ PAPER = [  # conf/config.yaml's recipe at this budget (prosper 0.1's defaults)
     "model.scoring=query_l2",
     "train.regularizers=[{name: flops, lambda_query: 5.0e-3, lambda_item: 1.0e-3, schedule: quadratic, ramp_steps: 400}]",
     "train.target_terms=null",
+    "train.optimizer.lr=3e-5",
+    "train.optimizer.lrn_lr=3e-5",
     "train.hard_negatives=0",
     "train.warmup_steps=80",
 ]
@@ -64,13 +68,14 @@ PROSPER_SYSTEMS = {
     "paper": PAPER,
     "no_lrn": ["model.lrn.enabled=false"],
     "no_lfw": ["model.lfw.enabled=false"],
-    "no_hard_negatives": ["train.hard_negatives=0"],
-    "target_16_64": ["train.target_terms={query: 16, item: 64}"],
+    "query_l2": ["model.scoring=query_l2"],
+    "bm25_negatives": ["train.hard_negatives=1"],
+    "target_8_32": ["train.target_terms={query: 8, item: 32}"],
     "target_32_128": ["train.target_terms={query: 32, item: 128}"],
 }
 ST_SYSTEMS = {"st": 1.0, "st_lambda_x4": 4.0, "st_lambda_x16": 16.0}
-DEFAULT_ORDER = ["bm25", "zero_shot", "st", "prosper", "paper", "no_lrn", "no_lfw", "no_hard_negatives",
-                 "target_16_64", "target_32_128", "st_lambda_x4", "st_lambda_x16"]
+DEFAULT_ORDER = ["bm25", "zero_shot", "st", "prosper", "target_8_32", "target_32_128", "no_lrn", "no_lfw",
+                 "query_l2", "bm25_negatives", "paper", "st_lambda_x4", "st_lambda_x16"]
 
 
 def parse_args(argv=None):
@@ -161,7 +166,7 @@ def base_overrides(args, out_dir: Path) -> list[str]:
         "model.device=cpu",
         f"data.path={HOMEDEPOT}",
         f"data.min_grade={args.min_grade}",
-        "data.dev_split=",
+        "data.dev_split=''",
         f"train.batch_size={args.batch_size}",
         f"train.max_steps={args.steps}",
         f"train.seed={args.seed}",
@@ -311,10 +316,18 @@ def main(argv=None) -> int:
     report["config"].update(dev_queries=len(bench.queries), corpus=len(bench.corpus))
 
     def save():
+        """Merge this run's systems into the file: several runs may fill one report side by side."""
+        import fcntl
+
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(report, indent=2))
-        os.replace(tmp, args.out)
+        with open(args.out.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = json.loads(args.out.read_text()) if args.out.exists() else {}
+            current.setdefault("systems", {}).update(systems)
+            current["config"] = report["config"]
+            tmp = args.out.with_suffix(f".tmp-{os.getpid()}")
+            tmp.write_text(json.dumps(current, indent=2))
+            os.replace(tmp, args.out)
 
     for name in order:
         if name in systems and name not in args.force:

@@ -173,6 +173,8 @@ def demo_settings_tree(
                     "ramp_steps": preset.ramp_steps,
                 }
             ],
+            # the demo's λ and LFW were tuned for its scratch model; no term budget steers them
+            "target_terms": None,
             "optimizer": {"name": "adamw", "lr": lr, "weight_decay": 0.1},
             "batch_size": preset.batch_size,
             "max_steps": preset.max_steps,

@@ -68,7 +68,7 @@ class ModelSettings(Section):
     max_length: int = Field(64, ge=2)  # tokens per text after truncation, special tokens included
     lrn: LRNSettings = LRNSettings()
     lfw: LFWSettings = LFWSettings()
-    scoring: Literal["query_l2", "none", "query_l1", "both_l2", "item_l2"] = "query_l2"  # Eq. 11 normalisation: only the query L2-normalised by default
+    scoring: Literal["auto", "query_l2", "none", "query_l1", "both_l2", "item_l2"] = "auto"  # Eq. 11 normalisation; auto: query_l2 for causal LMs (the paper), none (dot product) for MLMs
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # weights and compute dtype of the backbone (bf16 needs hardware support to be fast)
     quantization: Literal["none", "8bit", "4bit"] = "none"  # bitsandbytes 8/4-bit backbone loading (needs accelerate); the LRN stays fp32
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -100,8 +100,8 @@ class DataSettings(Section):
 # -- train --------------------------------------------------------------------------------
 class OptimizerSettings(Section):
     name: Literal["adamw", "adamw8bit"] = "adamw"  # adamw, or adamw8bit (bitsandbytes)
-    lr: float = Field(3e-5, gt=0)  # peak learning rate (paper: 3e-5)
-    lrn_lr: float | None = Field(None, gt=0)  # peak learning rate of the new LRN layer; null: lr
+    lr: float | None = Field(None, gt=0)  # peak learning rate; null: by backbone kind, 3e-5 for causal LMs (paper), 1e-4 for MLMs
+    lrn_lr: float | None = Field(None, gt=0)  # peak learning rate of the new LRN layer; null: lr for causal LMs, 1e-3 for MLMs
     weight_decay: float = Field(0.1, ge=0)  # decoupled weight decay (paper: 0.1)
     betas: tuple[float, float] = (0.9, 0.999)  # Adam betas
     eps: float = 1e-8  # Adam epsilon
@@ -119,10 +119,10 @@ class TargetTermsSettings(Section):
 
 class TrainSettings(Section):
     loss: ComponentSpec = ComponentSpec(name="in_batch_nll")  # ranking loss plugin (Eq. 12)
-    regularizers: list[ComponentSpec] = [
+    regularizers: list[ComponentSpec] = [  # with target_terms, λ is where the budget controller starts
         ComponentSpec(name="flops", lambda_query=5e-3, lambda_item=1e-3, schedule="quadratic", ramp_steps=400)
     ]
-    target_terms: TargetTermsSettings | None = None  # term budgets {query: N, item: M}; null: the λ as written
+    target_terms: TargetTermsSettings | None = TargetTermsSettings(query=16, item=64)  # term budgets; null: the λ as written
     optimizer: OptimizerSettings = OptimizerSettings()
     batch_size: int = Field(64, ge=1)  # queries per step and device (paper: 64)
     max_steps: int = Field(80000, ge=1)  # optimizer steps at most

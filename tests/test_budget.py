@@ -58,7 +58,7 @@ def test_capped_window():
     capped = capped_window(lfw, TargetTermsSettings(query=16, item=64))
     assert (capped.k_query, capped.k_item) == (32, 128)
     assert capped_window(lfw, TargetTermsSettings(item=300)).k_item == 512  # never looser than the window
-    assert capped_window(LFWSettings(enabled=False), TargetTermsSettings(query=10)).enabled
+    assert not capped_window(LFWSettings(enabled=False), TargetTermsSettings(query=10)).enabled
 
 
 def test_target_terms_settings_from_overrides():

@@ -14,14 +14,37 @@ def write(tmp_path, text, name="conf.yaml"):
     return path
 
 
-def test_defaults_follow_the_paper(clean_env):
+def test_defaults_are_the_measured_recipe(clean_env):
     s = load_settings(environ={})
     assert s.model.lfw.k_query == 256 and s.model.lfw.k_item == 512
-    assert s.model.scoring == "query_l2"
-    assert s.model.lrn.mode == "compensate" and s.model.max_length == 64
-    assert s.train.optimizer.lr == 3e-5 and s.train.optimizer.weight_decay == 0.1
+    assert s.model.scoring == "auto"  # query_l2 (Eq. 11) for causal LMs, dot product for MLMs
+    assert s.model.lrn.enabled and s.model.lrn.mode == "compensate" and s.model.max_length == 64
+    assert (s.train.target_terms.query, s.train.target_terms.item) == (16, 64)
+    assert s.train.optimizer.lr is None and s.train.optimizer.weight_decay == 0.1  # lr by backbone kind
     flops = s.train.regularizers[0]
     assert flops.name == "flops" and flops.params["lambda_query"] == 5e-3 and flops.params["lambda_item"] == 1e-3
+
+
+def test_reference_config_is_the_paper_recipe(clean_env):
+    from pathlib import Path
+
+    s = load_settings(Path(__file__).resolve().parents[1] / "conf" / "config.yaml", environ={})
+    assert s.model.scoring == "query_l2" and s.model.pooling == "last" and s.model.lrn.enabled
+    assert (s.model.lfw.k_query, s.model.lfw.k_item) == (256, 512)
+    assert s.train.target_terms is None and s.train.hard_negatives == 0
+    assert s.train.optimizer.lr == 3e-5 and s.train.optimizer.lrn_lr is None
+    flops = s.train.regularizers[0]
+    assert flops.params == {"lambda_query": 5e-3, "lambda_item": 1e-3, "schedule": "quadratic", "ramp_steps": 400}
+
+
+def test_learning_rates_by_backbone_kind():
+    from prosper.settings import OptimizerSettings
+    from prosper.training.optim import learning_rates
+
+    assert learning_rates(OptimizerSettings(), "causal") == (3e-5, None)
+    assert learning_rates(OptimizerSettings(), "mlm") == (1e-4, 1e-3)
+    assert learning_rates(OptimizerSettings(lr=2e-5), "mlm") == (2e-5, 1e-3)
+    assert learning_rates(OptimizerSettings(lrn_lr=5e-4), "causal") == (3e-5, 5e-4)
 
 
 def test_precedence_defaults_file_env_overrides(tmp_path, clean_env):

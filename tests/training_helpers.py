@@ -44,6 +44,7 @@ def overrides(root: Path, backbone: Path, out: str = "run", name: str = "qwen", 
             "regularizers": [
                 {"name": "flops", "lambda_query": 5e-3, "lambda_item": 1e-3, "schedule": "quadratic", "ramp_steps": 4}
             ],
+            "target_terms": None,  # the λ as written (tests/test_budget.py covers the budgets)
             "amp": "none",
             "seed": 3,
             "output_dir": str(root / out),

@@ -10,7 +10,8 @@ where ``nnz(t)`` is the mean number of non-zero terms of the batch's final vecto
 LFW, i.e. what the index stores) and ``target(t)`` moves geometrically from the first batch's
 width down to the budget over the first ``ramp`` fraction of the run, so the ranking loss shapes
 the vectors before sparsity bites (the role the paper's quadratic λ ramp plays). Too wide: λ grows;
-too narrow: it shrinks. ``cap_factor`` sets the LFW window to at most ``cap_factor × budget``
+too narrow: it shrinks (down to no penalty at all: a budget wider than the ranking loss wants
+is a ceiling, and the vectors stay narrower). ``cap_factor`` sets the LFW window to at most ``cap_factor × budget``
 for training and inference alike, so no single vector costs much more than the budget.
 """
 
@@ -75,7 +76,10 @@ class TermBudget:
 
 
 def capped_window(lfw, budget_settings):
-    """The LFW settings with k at most ``cap_factor × budget`` on each budgeted side."""
+    """The LFW settings with k at most ``cap_factor × budget`` on each budgeted side (a window
+    the user switched off stays off: the controller alone then sets the width)."""
+    if not lfw.enabled:
+        return lfw
     update = {}
     for side, key in (("query", "k_query"), ("item", "k_item")):
         target = getattr(budget_settings, side)
@@ -83,4 +87,4 @@ def capped_window(lfw, budget_settings):
             update[key] = min(getattr(lfw, key), max(1, math.ceil(budget_settings.cap_factor * target)))
     if not update:
         return lfw
-    return lfw.model_copy(update={**update, "enabled": True})
+    return lfw.model_copy(update=update)

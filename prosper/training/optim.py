@@ -29,10 +29,25 @@ def parameter_groups(model, weight_decay: float, lrn_lr: float | None = None) ->
     return groups
 
 
-def build_optimizer(model, settings):
-    """``settings``: :class:`prosper.settings.OptimizerSettings`."""
-    groups = parameter_groups(model, settings.weight_decay, settings.lrn_lr)
-    kwargs = dict(lr=settings.lr, betas=tuple(settings.betas), eps=settings.eps)
+# Learning rates when the settings leave them unset, by backbone kind. Causal LMs: the paper's
+# 3e-5 for everything. Masked LMs (splade-tiny on Home Depot, docs/training.md): 1e-4 for the
+# pretrained backbone and 1e-3 for the new, randomly initialised LRN layer trained best.
+KIND_LEARNING_RATES = {"causal": (3e-5, None), "mlm": (1e-4, 1e-3)}
+
+
+def learning_rates(settings, kind: str) -> tuple[float, float | None]:
+    """``(lr, lrn_lr)``: the settings' values, or the defaults for the backbone ``kind``."""
+    lr, lrn_lr = KIND_LEARNING_RATES.get(kind, KIND_LEARNING_RATES["causal"])
+    lr = settings.lr if settings.lr is not None else lr
+    return lr, settings.lrn_lr if settings.lrn_lr is not None else lrn_lr
+
+
+def build_optimizer(model, settings, kind: str = "causal"):
+    """``settings``: :class:`prosper.settings.OptimizerSettings`; ``kind``: the backbone's kind
+    (``causal`` or ``mlm``), which picks the learning rates left unset."""
+    lr, lrn_lr = learning_rates(settings, kind)
+    groups = parameter_groups(model, settings.weight_decay, lrn_lr)
+    kwargs = dict(lr=lr, betas=tuple(settings.betas), eps=settings.eps)
     if settings.name == "adamw":
         import torch
 

@@ -309,7 +309,7 @@ class Trainer:
         else:
             forward = module
         params = [p for p in encoder.parameters() if p.requires_grad]
-        optimizer = build_optimizer(encoder, t.optimizer)
+        optimizer = build_optimizer(encoder, t.optimizer, encoder.kind)
         scheduler = build_scheduler(optimizer, t.warmup_steps, total_steps)
 
         budget = None
