@@ -22,7 +22,9 @@ Systems (``--systems`` picks, default: all of the preset):
 * ablations of the default recipe: ``no_lrn``, ``no_lfw``, ``query_l2`` (Eq. 11 scoring),
   ``bm25_negatives`` (one mined BM25 negative per query);
 * ``target_8_32``, ``target_32_128``: other ``train.target_terms`` budgets (with ``prosper``'s
-  16/64, the prosper quality-versus-terms curve).
+  16/64, the prosper quality-versus-terms curve);
+* ``prosper_fused``, ``st_fused``: those models fused with BM25 (RRF and CombSUM, the multi-channel
+  setting the paper deploys in).
 
 Every system records nDCG@10, MRR@10 (grade 2), Recall@100, Recall@1000, mean terms per query and
 per item, postings touched per query (Σ df over the query's terms) and the wall time of its
@@ -75,7 +77,7 @@ PROSPER_SYSTEMS = {
 }
 ST_SYSTEMS = {"st": 1.0, "st_lambda_x4": 4.0, "st_lambda_x16": 16.0}
 DEFAULT_ORDER = ["bm25", "zero_shot", "st", "prosper", "target_8_32", "target_32_128", "no_lrn", "no_lfw",
-                 "query_l2", "bm25_negatives", "paper", "st_lambda_x4", "st_lambda_x16"]
+                 "query_l2", "bm25_negatives", "paper", "st_lambda_x4", "st_lambda_x16", "prosper_fused", "st_fused"]
 
 
 def parse_args(argv=None):
@@ -133,8 +135,18 @@ class Bench:
 
         return evaluate(run, self.qrels, MEASURES)
 
-    def evaluate_encoder(self, encoder) -> dict:
-        """Encode all items and dev queries, exact search with the encoder's scoring (Eq. 11)."""
+    def bm25_run(self):
+        if not hasattr(self, "_bm25_run"):
+            from prosper.retrieval.bm25 import BM25Channel
+            from prosper.retrieval.runs import results_to_run
+
+            channel = BM25Channel.build(list(self.corpus), list(self.corpus.values()))
+            self._bm25_run = results_to_run(list(self.queries), channel.search(list(self.queries.values()), k=1000))
+        return self._bm25_run
+
+    def evaluate_encoder(self, encoder, fusion: bool = False) -> dict:
+        """Encode all items and dev queries, exact search with the encoder's scoring (Eq. 11);
+        with ``fusion``, also the RRF and CombSUM fusions with BM25 (the keyword channel)."""
         import torch
 
         from prosper.evaluation.metrics import sparsity_stats
@@ -150,7 +162,14 @@ class Bench:
         encode_s = time.perf_counter() - t0
         index = InvertedIndex.build(items)
         results = index.search(queries, k=1000, scoring=encoder.settings.scoring)
-        out = self.metrics(results_to_run(list(self.queries), results))
+        run = results_to_run(list(self.queries), results)
+        out = self.metrics(run)
+        if fusion:
+            from prosper.retrieval.fusion import fuse
+
+            for method in ("rrf", "combsum"):
+                fused = fuse({"prosper": run, "bm25": self.bm25_run()}, method=method, k=1000)
+                out[f"fused_{method}"] = self.metrics(fused)
         stats = sparsity_stats(queries, index)
         out.update(terms_query=stats["query_nnz"], terms_item=stats["item_nnz"],
                    postings_per_query=stats["postings_per_query"], encode_s=encode_s)
@@ -281,12 +300,19 @@ def plain_splade(path) -> object:
 
 
 def run_bm25(args, bench) -> dict:
-    from prosper.retrieval.bm25 import BM25Channel
-    from prosper.retrieval.runs import results_to_run
+    return bench.metrics(bench.bm25_run())
 
-    channel = BM25Channel.build(list(bench.corpus), list(bench.corpus.values()))
-    results = channel.search(list(bench.queries.values()), k=1000)
-    return bench.metrics(results_to_run(list(bench.queries), results))
+
+def run_fused(args, bench, name: str) -> dict:
+    """``<system>_fused``: a trained system's model fused with BM25 (RRF and CombSUM)."""
+    from prosper.modeling.encoder import SparseEncoder
+
+    base = name[: -len("_fused")]
+    final = args.work_dir / base / "final"
+    if not final.is_dir():
+        raise SystemExit(f"error: {name} needs the trained {base} (run it first)")
+    encoder = plain_splade(final) if base in ST_SYSTEMS else SparseEncoder.load(final, device="cpu")
+    return bench.evaluate_encoder(encoder, fusion=True)
 
 
 # -- driver ---------------------------------------------------------------------------------
@@ -304,7 +330,8 @@ def main(argv=None) -> int:
         name, _, rest = spec.partition("=")
         prosper_systems[name] = [o for o in rest.split(";") if o]
     order = args.systems or DEFAULT_ORDER + [v.partition("=")[0] for v in args.variant]
-    unknown = [s for s in order if s not in prosper_systems and s not in ST_SYSTEMS and s not in ("bm25", "zero_shot")]
+    known = set(prosper_systems) | set(ST_SYSTEMS) | {"bm25", "zero_shot"}
+    unknown = [s for s in order if s not in known and not (s.endswith("_fused") and s[: -len("_fused")] in known)]
     if unknown:
         print(f"error: unknown system {unknown[0]!r}", file=sys.stderr)
         return 2
@@ -339,6 +366,8 @@ def main(argv=None) -> int:
             systems[name] = run_bm25(args, bench)
         elif name == "zero_shot":
             systems[name] = bench.evaluate_encoder(plain_splade(SPLADE_TINY))
+        elif name.endswith("_fused"):
+            systems[name] = run_fused(args, bench, name)
         elif name in ST_SYSTEMS:
             systems[name] = run_st(args, bench, name, ST_SYSTEMS[name])
         else:
@@ -357,7 +386,11 @@ def print_table(report) -> None:
     table = Table(title=f"Home Depot dev: {cfg['dev_queries']} queries, {cfg['corpus']:,} items, {cfg['steps']} steps")
     for column in ("system", *MEASURES, "terms q", "terms d", "postings/q", "train s"):
         table.add_column(column, justify="left" if column == "system" else "right")
+    rows = []
     for name, m in report["systems"].items():
+        rows.append((name, m))
+        rows += [(f"{name} + bm25 ({method})", m[f"fused_{method}"]) for method in ("rrf", "combsum") if f"fused_{method}" in m]
+    for name, m in rows:
         def num(key, fmt):
             return format(m[key], fmt) if m.get(key) is not None else "-"
 
