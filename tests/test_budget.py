@@ -31,12 +31,19 @@ def test_weight_is_the_peak_lambda_times_the_multiplier_and_free_sides_keep_thei
     assert budget.multipliers()["item"] == pytest.approx(math.exp(0.05 * math.log(128 / budget.target(1, "item"))))
 
 
-def test_too_narrow_lowers_lambda_and_the_multiplier_is_bounded():
-    budget = TermBudget(TargetTermsSettings(query=16), total_steps=10)
-    budget.observe(1, {"query": 16.0, "item": 1.0})
-    for step in range(2, 5000):
-        budget.observe(step, {"query": 0.0, "item": 1.0})  # collapsed: all-zero vectors
-    assert budget.multipliers()["query"] == pytest.approx(1e-4)
+def test_too_narrow_lowers_lambda_down_to_the_floor_only():
+    for floor in (1.0, 1e-2):
+        budget = TermBudget(TargetTermsSettings(query=16, min_scale=floor), total_steps=10)
+        budget.observe(1, {"query": 40.0, "item": 1.0})
+        for step in range(2, 200):
+            budget.observe(step, {"query": 40.0, "item": 1.0})  # too wide: λ grows
+        assert budget.multipliers()["query"] > 10
+        for step in range(200, 5000):
+            budget.observe(step, {"query": 0.0, "item": 1.0})  # collapsed: all-zero vectors
+        assert budget.multipliers()["query"] == pytest.approx(floor)
+    for step in range(5000, 9000):
+        budget.observe(step, {"query": 1e6, "item": 1.0})
+    assert budget.multipliers()["query"] == pytest.approx(1e4)  # and bounded above
 
 
 def test_closed_loop_meets_the_target_on_a_simulated_plant():
@@ -47,7 +54,7 @@ def test_closed_loop_meets_the_target_on_a_simulated_plant():
     for step in range(1, 901):
         for side, free in (("query", 120.0), ("item", 480.0)):
             lam = budget.weight(reg, step, side)
-            equilibrium = free / (1 + lam * (2000 if side == "query" else 4000))
+            equilibrium = free / (1 + lam * (200 if side == "query" else 400))
             width[side] += 0.1 * (equilibrium - width[side])
         budget.observe(step, width)
     assert width["query"] == pytest.approx(16, rel=0.05) and width["item"] == pytest.approx(64, rel=0.05)

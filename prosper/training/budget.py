@@ -10,8 +10,11 @@ where ``nnz(t)`` is the mean number of non-zero terms of the batch's final vecto
 LFW, i.e. what the index stores) and ``target(t)`` moves geometrically from the first batch's
 width down to the budget over the first ``ramp`` fraction of the run, so the ranking loss shapes
 the vectors before sparsity bites (the role the paper's quadratic λ ramp plays). Too wide: λ grows;
-too narrow: it shrinks (down to no penalty at all: a budget wider than the ranking loss wants
-is a ceiling, and the vectors stay narrower). ``cap_factor`` sets the LFW window to at most ``cap_factor × budget``
+too narrow: it shrinks, but never below ``min_scale`` (default 1: the configured λ is the least
+pressure). A budget wider than the model wants is thus a ceiling, the vectors stay narrower, and
+the controller cannot wind λ down to nothing: on Home Depot a floor of 1e-4 let λ_d fall to 1e-6
+while the items were narrow, and when they later widened past the budget (77 terms for 64) it
+could not climb back in time. ``cap_factor`` sets the LFW window to at most ``cap_factor × budget``
 for training and inference alike, so no single vector costs much more than the budget.
 """
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 import math
 
 SIDES = ("query", "item")
-_LOG_BOUND = math.log(1e4)  # m stays within [1e-4, 1e4] of λ: a runaway controller cannot explode
+_LOG_BOUND = math.log(1e4)  # m stays at most 1e4: a runaway controller cannot explode
 
 
 class TermBudget:
@@ -30,6 +33,7 @@ class TermBudget:
         self.targets = {side: getattr(settings, side) for side in SIDES}
         self.rate = settings.rate
         self.ramp_steps = max(1, round(settings.ramp * total_steps))
+        self.log_floor = math.log(settings.min_scale)
         self.log_scale = {side: 0.0 for side in SIDES}
         self.start: dict[str, float] = {}  # the first batch's widths: where the target ramp starts
 
@@ -61,7 +65,7 @@ class TermBudget:
             self.start.setdefault(side, width)
             error = math.log(width / self.target(step, side))
             scale = self.log_scale[side] + self.rate * error
-            self.log_scale[side] = min(_LOG_BOUND, max(-_LOG_BOUND, scale))
+            self.log_scale[side] = min(_LOG_BOUND, max(self.log_floor, scale))
 
     def multipliers(self) -> dict[str, float]:
         return {side: math.exp(self.log_scale[side]) for side in SIDES if self.controls(side)}
