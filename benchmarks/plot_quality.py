@@ -4,7 +4,7 @@
 
 x: postings touched per query (Σ df over the query's terms, the work of exact search), log scale;
 y: dev nDCG@10 and Recall@1000. prosper's curve is its term budgets (``target_*`` and the default
-16/64), the peer's is sentence-transformers at FLOPS λ × 1, 4, 16; BM25 is a horizontal line.
+12/48), the peer's is sentence-transformers at FLOPS λ × 1, 4, 16; BM25 is a horizontal line.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CURVES = {
-    "prosper (term budgets)": ["target_8_32", "prosper", "target_32_128"],
+    "prosper (term budgets)": ["target_8_32", "prosper", "target_16_64", "target_32_128"],
     "sentence-transformers (FLOPS λ ×1, ×4, ×16)": ["st_lambda_x16", "st_lambda_x4", "st"],
 }
 POINTS = {"paper recipe": "paper", "splade-tiny zero-shot": "zero_shot"}

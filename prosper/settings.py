@@ -113,7 +113,7 @@ class TargetTermsSettings(Section):
     query: int | None = Field(None, ge=1)  # mean non-zero terms per query vector to reach; null: λ as configured
     item: int | None = Field(None, ge=1)  # mean non-zero terms per item vector to reach; null: λ as configured
     ramp: float = Field(0.3, gt=0, le=1)  # fraction of the run over which the target falls from the first batch's width
-    rate: float = Field(0.05, gt=0, le=1)  # controller gain: log λ moves by rate * log(width / target) per step
+    rate: float = Field(0.1, gt=0, le=1)  # controller gain: log λ moves by rate * log(width / target) per step
     cap_factor: float = Field(2.0, ge=1)  # LFW k (training and inference) at most cap_factor * target
     min_scale: float = Field(1.0, gt=0, le=1)  # λ never falls below min_scale x the configured λ (no wind-up)
 
@@ -123,7 +123,7 @@ class TrainSettings(Section):
     regularizers: list[ComponentSpec] = [  # with target_terms, λ is where the budget controller starts
         ComponentSpec(name="flops", lambda_query=5e-3, lambda_item=1e-3, schedule="quadratic", ramp_steps=400)
     ]
-    target_terms: TargetTermsSettings | None = TargetTermsSettings(query=16, item=48)  # term budgets; null: the λ as written
+    target_terms: TargetTermsSettings | None = TargetTermsSettings(query=12, item=48)  # term budgets; null: the λ as written
     optimizer: OptimizerSettings = OptimizerSettings()
     batch_size: int = Field(64, ge=1)  # queries per step and device (paper: 64)
     max_steps: int = Field(80000, ge=1)  # optimizer steps at most
