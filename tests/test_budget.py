@@ -27,8 +27,8 @@ def test_weight_is_the_peak_lambda_times_the_multiplier_and_free_sides_keep_thei
     assert budget.start == {"item": 128.0}
     assert budget.target(1, "item") == pytest.approx(128 * (64 / 128) ** (1 / 30))
     assert budget.target(30, "item") == pytest.approx(64.0) and budget.target(90, "item") == 64.0
-    # 128 against a target just below 128: λ grows by rate * log(128 / target(1))
-    assert budget.multipliers()["item"] == pytest.approx(math.exp(0.05 * math.log(128 / budget.target(1, "item"))))
+    # 128 against a target just below 128: λ grows by rate (0.1) * log(128 / target(1))
+    assert budget.multipliers()["item"] == pytest.approx(math.exp(0.1 * math.log(128 / budget.target(1, "item"))))
 
 
 def test_too_narrow_lowers_lambda_down_to_the_floor_only():
