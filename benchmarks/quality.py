@@ -225,21 +225,6 @@ def _last_train_log(path: Path) -> dict:
     return {k: logs[-1].get(k) for k in keep} if logs else {}
 
 
-def st_pairs(args) -> tuple[list[str], list[str]]:
-    """The (query, positive) pairs prosper's data pipeline draws, in the same order."""
-    from prosper.data.training import BatchPlan, load_training_data, make_batch
-    from prosper.settings import DataSettings
-
-    data = load_training_data(DataSettings(path=str(HOMEDEPOT), min_grade=args.min_grade))
-    plan = BatchPlan(len(data), args.batch_size, args.seed)
-    anchors, positives = [], []
-    for position in range(args.steps):
-        batch = make_batch(data, plan.indices(position), position, args.seed, 0)
-        anchors += batch["query_texts"]
-        positives += batch["item_texts"]
-    return anchors, positives
-
-
 def run_st(args, bench, name: str, factor: float) -> dict:
     """sentence-transformers' SparseEncoderTrainer, then the same evaluation (a plain SPLADE model)."""
     import torch
@@ -248,6 +233,7 @@ def run_st(args, bench, name: str, factor: float) -> dict:
     from sentence_transformers.sparse_encoder import SparseEncoderTrainer, SparseEncoderTrainingArguments, losses
     from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
     from sentence_transformers.training_args import BatchSamplers
+    from train import st_pairs  # benchmarks/train.py: prosper's (query, positive) pairs, in its order
 
     out = args.work_dir / name
     final = out / "final"

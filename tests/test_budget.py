@@ -6,12 +6,19 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from prosper.settings import LFWSettings, TargetTermsSettings, load_settings
 from prosper.training.budget import TermBudget, capped_window
 from prosper.training.regularizers.flops import FlopsParams, FlopsRegularizer
-from tests.training_helpers import build_backbone, build_shop, overrides, read_jsonl, state_dict_of
+from tests.training_helpers import (
+    StopTraining,
+    build_backbone,
+    build_shop,
+    overrides,
+    read_jsonl,
+    same_weights,
+    stop_at_checkpoint,
+)
 
 
 def _flops(lq=5e-3, ld=1e-3, ramp=100):
@@ -95,18 +102,8 @@ def _train(root, backbone, out, resume=False, callbacks=(), **extra):
 @pytest.mark.usefixtures("one_torch_thread")
 def test_training_steers_and_resumes_with_the_controller_state(tiny):
     from prosper.modeling.encoder import SparseEncoder
-    from prosper.training.trainer import Callback
 
     root, backbone = tiny
-
-    class Stop(Exception):
-        pass
-
-    class StopAt(Callback):
-        def on_checkpoint(self, trainer, step, path):
-            if step == 2:
-                raise Stop()
-
     full = _train(root, backbone, "full", train__eval_every=100)
     logs = [r for r in read_jsonl(root / "full" / "metrics.jsonl") if r["event"] == "train"]
     assert all("target_item" in r and "lambda_flops_item" in r for r in logs)
@@ -114,10 +111,9 @@ def test_training_steers_and_resumes_with_the_controller_state(tiny):
     assert logs[-1]["lambda_flops_item"] != pytest.approx(1e-3)  # and is steered from there
     saved = SparseEncoder.load(full.final_dir, device="cpu").settings.lfw
     assert (saved.k_query, saved.k_item) == (12, 24)  # cap_factor 2 x budget, kept for inference
-    with pytest.raises(Stop):
-        _train(root, backbone, "cut", train__eval_every=100, callbacks=[StopAt()])
+    with pytest.raises(StopTraining):
+        _train(root, backbone, "cut", train__eval_every=100, callbacks=[stop_at_checkpoint(2)])
     resumed = _train(root, backbone, "cut", resume=True, train__eval_every=100)
-    a, b = state_dict_of(full.final_dir), state_dict_of(resumed.final_dir)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert same_weights(full.final_dir, resumed.final_dir)
     cut = [r for r in read_jsonl(root / "cut" / "metrics.jsonl") if r["event"] == "train"]
     assert [r["lambda_flops_item"] for r in cut] == [r["lambda_flops_item"] for r in logs]

@@ -8,7 +8,15 @@ import torch
 from prosper.errors import CheckpointError, ConfigError
 from prosper.settings import load_settings
 from prosper.training.checkpointing import list_checkpoints
-from tests.training_helpers import build_backbone, build_shop, overrides, read_jsonl, state_dict_of
+from tests.training_helpers import (
+    StopTraining,
+    build_backbone,
+    build_shop,
+    overrides,
+    read_jsonl,
+    same_weights,
+    stop_at_checkpoint,
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -49,9 +57,7 @@ def test_loss_falls_and_outputs_are_written(tiny):
 
     loaded = SparseEncoder.load(result.final_dir, device="cpu")
     assert loaded.vocab_size > 0
-    final = state_dict_of(result.final_dir)
-    last_ckpt = state_dict_of(root / "falls" / "checkpoints" / "step-000024")
-    assert final.keys() == last_ckpt.keys() and all(torch.equal(final[k], last_ckpt[k]) for k in final)
+    assert same_weights(result.final_dir, root / "falls" / "checkpoints" / "step-000024")
 
 
 def test_regularizer_values_are_logged_with_schedule(tiny):
@@ -83,24 +89,12 @@ def test_resume_rejects_changed_settings(tiny):
 
 def test_resume_in_process_matches_uninterrupted(tiny):
     """Stop after the step-2 checkpoint (an exception in a callback), resume, compare weights."""
-    from prosper.training.trainer import Callback
-
     root, backbone = tiny
-
-    class Stop(Exception):
-        pass
-
-    class StopAt(Callback):
-        def on_checkpoint(self, trainer, step, path):
-            if step == 2:
-                raise Stop()
-
     full = _train(root, backbone, "full", train__eval_every=100)
-    with pytest.raises(Stop):
-        _train(root, backbone, "cut", train__eval_every=100, callbacks=[StopAt()])
+    with pytest.raises(StopTraining):
+        _train(root, backbone, "cut", train__eval_every=100, callbacks=[stop_at_checkpoint(2)])
     resumed = _train(root, backbone, "cut", resume=True, train__eval_every=100)
-    a, b = state_dict_of(full.final_dir), state_dict_of(resumed.final_dir)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert same_weights(full.final_dir, resumed.final_dir)
     steps = [r["step"] for r in read_jsonl(root / "cut" / "metrics.jsonl") if r["event"] == "train"]
     assert steps == [1, 2, 3, 4, 5, 6]  # the log reads like one run
 

@@ -102,3 +102,27 @@ def one_thread():
             torch.set_num_threads(before)
 
     return _ctx()
+
+
+class StopTraining(Exception):
+    """Raised by :func:`stop_at_checkpoint` to interrupt a run as a kill would."""
+
+
+def stop_at_checkpoint(step: int):
+    """A trainer callback that interrupts the run right after the checkpoint of ``step``."""
+    from prosper.training.trainer import Callback
+
+    class StopAt(Callback):
+        def on_checkpoint(self, trainer, at_step, path):
+            if at_step == step:
+                raise StopTraining()
+
+    return StopAt()
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    """Whether two saved encoders hold exactly the same tensors."""
+    import torch
+
+    x, y = state_dict_of(a), state_dict_of(b)
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
