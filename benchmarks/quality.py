@@ -99,6 +99,7 @@ def parse_args(argv=None):
     p.add_argument("--eval-batch-size", type=int, default=128)
     p.add_argument("--work-dir", default="/tmp/prosper-bench-quality")
     p.add_argument("--out", default=None, help="results JSON (default: benchmarks/results/<preset file>)")
+    p.add_argument("--markdown", action="store_true", help="print the results file as a Markdown table and exit")
     args = p.parse_args(argv)
     preset = PRESETS[args.preset]
     args.steps = args.steps or preset["steps"]
@@ -305,6 +306,9 @@ def run_fused(args, bench, name: str) -> dict:
 # -- driver ---------------------------------------------------------------------------------
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.markdown:
+        print(markdown_table(json.loads(args.out.read_text())))
+        return 0
     if not HOMEDEPOT.is_dir() or not SPLADE_TINY.is_dir():
         print(f"skipped: {HOMEDEPOT} or {SPLADE_TINY} is absent")
         return 0
@@ -365,6 +369,28 @@ def main(argv=None) -> int:
     return 0
 
 
+def _rows(report):
+    """(name, metrics) per system, each fused run after its system."""
+    for name, m in report["systems"].items():
+        yield name, m
+        for method in ("rrf", "combsum"):
+            if f"fused_{method}" in m:
+                yield f"{name} + bm25 ({method})", m[f"fused_{method}"]
+
+
+def markdown_table(report) -> str:
+    def num(m, key, fmt):
+        return format(m[key], fmt) if m.get(key) is not None else ""
+
+    head = ["system", *MEASURES, "terms q", "terms d", "postings/q", "train s"]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    for name, m in _rows(report):
+        cells = [name, *(num(m, k, ".4f") for k in MEASURES), num(m, "terms_query", ".1f"),
+                 num(m, "terms_item", ".1f"), num(m, "postings_per_query", ",.0f"), num(m, "train_wall_s", ".0f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def print_table(report) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -373,11 +399,7 @@ def print_table(report) -> None:
     table = Table(title=f"Home Depot dev: {cfg['dev_queries']} queries, {cfg['corpus']:,} items, {cfg['steps']} steps")
     for column in ("system", *MEASURES, "terms q", "terms d", "postings/q", "train s"):
         table.add_column(column, justify="left" if column == "system" else "right")
-    rows = []
-    for name, m in report["systems"].items():
-        rows.append((name, m))
-        rows += [(f"{name} + bm25 ({method})", m[f"fused_{method}"]) for method in ("rrf", "combsum") if f"fused_{method}" in m]
-    for name, m in rows:
+    for name, m in _rows(report):
         def num(key, fmt):
             return format(m[key], fmt) if m.get(key) is not None else "-"
 
