@@ -341,15 +341,17 @@ def main(argv=None) -> int:
         with open(args.out.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             current = json.loads(args.out.read_text()) if args.out.exists() else {}
-            current.setdefault("systems", {}).update(systems)
+            current.setdefault("systems", {}).update({name: systems[name] for name in ran})
             current["config"] = report["config"]
             tmp = args.out.with_suffix(f".tmp-{os.getpid()}")
             tmp.write_text(json.dumps(current, indent=2))
             os.replace(tmp, args.out)
 
+    ran: list[str] = []  # what this run measured: the only entries it writes back
     for name in order:
         if name in systems and name not in args.force:
             continue
+        ran.append(name)
         if name in args.force:
             shutil.rmtree(args.work_dir / name, ignore_errors=True)
         print(f"== {name}", flush=True)
