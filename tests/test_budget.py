@@ -117,3 +117,4 @@ def test_training_steers_and_resumes_with_the_controller_state(tiny):
     assert same_weights(full.final_dir, resumed.final_dir)
     cut = [r for r in read_jsonl(root / "cut" / "metrics.jsonl") if r["event"] == "train"]
     assert [r["lambda_flops_item"] for r in cut] == [r["lambda_flops_item"] for r in logs]
+
