@@ -374,10 +374,12 @@ def main(argv=None) -> int:
 def _rows(report):
     """(name, metrics) per system, each fused run after its system."""
     for name, m in report["systems"].items():
-        yield name, m
+        base = name[: -len("_fused")] if name.endswith("_fused") else None
+        if base is None:  # a fused system's own row repeats its base system's
+            yield m.get("label", name), m
         for method in ("rrf", "combsum"):
             if f"fused_{method}" in m:
-                yield f"{name} + bm25 ({method})", m[f"fused_{method}"]
+                yield f"{base or name} + bm25 ({method})", m[f"fused_{method}"]
 
 
 def markdown_table(report) -> str:
