@@ -16,6 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CURVES = {
     "prosper (term budgets)": ["target_8_32", "prosper", "target_16_64", "target_32_128"],
+    "prosper, dot product (term budgets)": ["dot_target_8_32", "dot_product", "dot_target_16_64"],
     "sentence-transformers (FLOPS λ ×1, ×4, ×16)": ["st_lambda_x16", "st_lambda_x4", "st"],
 }
 POINTS = {"paper recipe": "paper", "splade-tiny zero-shot": "zero_shot"}

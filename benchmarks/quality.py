@@ -16,11 +16,11 @@ Systems (``--systems`` picks, default: all of the preset):
   same order for the same steps; ``st_lambda_x4`` / ``st_lambda_x16``: the same with λ × 4 / × 16
   (its quality-versus-terms curve);
 * ``prosper``: ``prosper train`` with nothing set but the backbone, the data and the budget (the
-  defaults for a BERT backbone: term budget 12/48, dot product, lr 1e-4 and LRN lr 1e-3);
+  defaults for a BERT backbone: term budget 12/48, Eq. 11 query-L2 scoring, lr 1e-4, LRN lr 1e-3);
 * ``paper``: the paper's recipe as in conf/config.yaml (LRN, LFW 256/512, query-L2 scoring, FLOPS
   5e-3/1e-3 ramped over 400 steps, lr 3e-5) — prosper 0.1's defaults;
-* ablations of the default recipe: ``no_lrn``, ``no_lfw``, ``query_l2`` (Eq. 11 scoring),
-  ``bm25_negatives`` (one mined BM25 negative per query);
+* ablations of the default recipe: ``no_lrn``, ``no_lfw``, ``bm25_negatives`` (one mined BM25
+  negative per query), and ``dot_*``: the dot product instead of Eq. 11 (with its budget curve);
 * ``target_8_32``, ``target_16_64``, ``target_32_128``: other ``train.target_terms`` budgets
   (with ``prosper``'s 12/48, the prosper quality-versus-terms curve);
 * ``prosper_fused``, ``st_fused``: those models fused with BM25 (RRF and CombSUM, the multi-channel
@@ -65,20 +65,26 @@ PAPER = [  # conf/config.yaml's recipe at this budget (prosper 0.1's defaults)
     "train.hard_negatives=0",
     "train.warmup_steps=80",
 ]
+DOT = "model.scoring=none"
 PROSPER_SYSTEMS = {
     "prosper": [],
     "paper": PAPER,
     "no_lrn": ["model.lrn.enabled=false"],
     "no_lfw": ["model.lfw.enabled=false"],
-    "query_l2": ["model.scoring=query_l2"],
     "bm25_negatives": ["train.hard_negatives=1"],
     "target_8_32": ["train.target_terms={query: 8, item: 32}"],
     "target_16_64": ["train.target_terms={query: 16, item: 64}"],
     "target_32_128": ["train.target_terms={query: 32, item: 128}"],
+    # the dot product instead of Eq. 11 (the first recipe tried; its budget curve)
+    "dot_product": [DOT],
+    "dot_no_lrn": [DOT, "model.lrn.enabled=false"],
+    "dot_target_8_32": [DOT, "train.target_terms={query: 8, item: 32}"],
+    "dot_target_16_64": [DOT, "train.target_terms={query: 16, item: 64}"],
 }
 ST_SYSTEMS = {"st": 1.0, "st_lambda_x4": 4.0, "st_lambda_x16": 16.0}
-DEFAULT_ORDER = ["bm25", "zero_shot", "st", "prosper", "target_8_32", "target_16_64", "target_32_128", "no_lrn", "no_lfw",
-                 "query_l2", "bm25_negatives", "paper", "st_lambda_x4", "st_lambda_x16", "prosper_fused", "st_fused"]
+DEFAULT_ORDER = ["bm25", "zero_shot", "st", "st_lambda_x4", "st_lambda_x16", "prosper", "no_lrn", "dot_product",
+                 "dot_no_lrn", "dot_target_8_32", "dot_target_16_64", "target_8_32", "target_16_64", "target_32_128",
+                 "no_lfw", "bm25_negatives", "paper", "st_fused", "dot_product_fused", "prosper_fused"]
 
 
 def parse_args(argv=None):

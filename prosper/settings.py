@@ -68,7 +68,7 @@ class ModelSettings(Section):
     max_length: int = Field(64, ge=2)  # tokens per text after truncation, special tokens included
     lrn: LRNSettings = LRNSettings()
     lfw: LFWSettings = LFWSettings()
-    scoring: Literal["auto", "query_l2", "none", "query_l1", "both_l2", "item_l2"] = "auto"  # Eq. 11 normalisation; auto: query_l2 for causal LMs (the paper), none (dot product) for MLMs
+    scoring: Literal["query_l2", "none", "query_l1", "both_l2", "item_l2"] = "query_l2"  # Eq. 11 normalisation: only the query L2-normalised by default
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # weights and compute dtype of the backbone (bf16 needs hardware support to be fast)
     quantization: Literal["none", "8bit", "4bit"] = "none"  # bitsandbytes 8/4-bit backbone loading (needs accelerate); the LRN stays fp32
     device: str = "auto"  # auto | cpu | cuda | cuda:N

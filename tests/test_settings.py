@@ -17,7 +17,7 @@ def write(tmp_path, text, name="conf.yaml"):
 def test_defaults_are_the_measured_recipe(clean_env):
     s = load_settings(environ={})
     assert s.model.lfw.k_query == 256 and s.model.lfw.k_item == 512
-    assert s.model.scoring == "auto"  # query_l2 (Eq. 11) for causal LMs, dot product for MLMs
+    assert s.model.scoring == "query_l2"  # Eq. 11
     assert s.model.lrn.enabled and s.model.lrn.mode == "compensate" and s.model.max_length == 64
     assert (s.train.target_terms.query, s.train.target_terms.item) == (12, 48)
     assert s.train.optimizer.lr is None and s.train.optimizer.weight_decay == 0.1  # lr by backbone kind

@@ -54,8 +54,6 @@ class SparseEncoder(nn.Module):
 
     def __init__(self, settings: ModelSettings, backbone: LoadedBackbone, lrn: LiteralResidual | None = None):
         super().__init__()
-        if settings.scoring == "auto":  # resolved once, so every consumer sees the concrete rule
-            settings = settings.model_copy(update={"scoring": _scoring.default_scoring(backbone.kind)})
         self.settings = settings
         self.model = backbone.model
         self.tokenizer = backbone.tokenizer

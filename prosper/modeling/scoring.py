@@ -13,13 +13,6 @@ SCORINGS = ("query_l2", "none", "query_l1", "both_l2", "item_l2")
 EPS = 1e-12
 
 
-def default_scoring(kind: str) -> str:
-    """``model.scoring: auto``: Eq. 11 (``query_l2``) for causal LMs, as the paper trains them;
-    the plain dot product for masked LMs, where it trained better retrievers than query-L2
-    (docs/training.md: with the query scale-free, the items must carry the score's whole range)."""
-    return "query_l2" if kind == "causal" else "none"
-
-
 def normalise(vectors: torch.Tensor, norm: str | None) -> torch.Tensor:
     """Divide each row by its L1 or L2 norm (``None``: unchanged); all-zero rows stay zero."""
     if norm is None:
