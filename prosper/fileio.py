@@ -22,6 +22,30 @@ def temp_path(path: str | Path) -> Path:
     return path.with_name(f"{path.name}.tmp-{os.getpid()}")
 
 
+class AtomicFile:
+    """A binary file written under a temporary name and renamed into place by :meth:`commit`."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = temp_path(self.path)
+        self.handle = self.tmp.open("wb")
+
+    def write(self, data) -> None:
+        self.handle.write(data)
+
+    def commit(self) -> None:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        if not self.handle.closed:
+            self.handle.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` through a temporary file."""
     path = Path(path)

@@ -13,7 +13,7 @@ Registration hooks receive a ``register(name, factory, params_model)`` callback:
 
 * ``name``: the name users write in the configuration (``{name: tsv, ...}``);
 * ``factory``: a callable taking one validated ``params_model`` instance and returning the
-  component;
+  component, an instance of the kind's base class in :mod:`prosper.components` (checked);
 * ``params_model``: a pydantic model of the component's parameters; the configuration's
   other keys are validated against it right after plugins load, before anything heavy runs.
 
@@ -29,35 +29,38 @@ hookspec = pluggy.HookspecMarker("prosper")
 
 @hookspec
 def register_backbones(register):
-    """Register backbones: factories that load a language model and tokenizer.
-
-    The factory returns an object with ``load(precision, quantization, device)`` giving a
-    :class:`prosper.modeling.backbones.base.LoadedBackbone`. See ``prosper.modeling.backbones``.
-    """
+    """Register backbones: factories returning a :class:`prosper.components.Backbone`, whose
+    ``load(precision, quantization, device)`` gives a
+    :class:`prosper.modeling.backbones.base.LoadedBackbone` (body, head, tokenizer)."""
 
 
 @hookspec
 def register_losses(register):
-    """Register ranking losses: factories returning a ``torch.nn.Module`` whose
-    ``forward(query_vectors, item_vectors, batch)`` returns a scalar loss tensor."""
+    """Register ranking losses: factories returning a :class:`prosper.components.RankingLoss`,
+    called as ``loss(query_vectors, item_vectors, batch)`` with a
+    :class:`prosper.components.TrainingBatch`, returning a scalar tensor."""
 
 
 @hookspec
 def register_regularizers(register):
-    """Register sparsity regularizers: factories returning an object with
-    ``penalty(vectors) -> tensor`` and ``weight(step, side) -> float``."""
+    """Register sparsity regularizers: factories returning a
+    :class:`prosper.components.Regularizer` (``penalty(vectors)``, ``weight(step, side)``,
+    ``peak_weight(side)``, ``target``, ``ramp_steps``)."""
 
 
 @hookspec
 def register_exporters(register):
-    """Register exporters: factories returning an object with ``open(path, vocabulary,
-    side)`` giving a writer that accepts :class:`prosper.sparse.SparseVectors` batches."""
+    """Register exporters: factories returning a :class:`prosper.components.Exporter`:
+    ``suffix(side)``, ``open(path, vocabulary, side, metadata)`` giving a
+    :class:`prosper.components.Writer` (``write``, ``close``, ``abort``), ``merge(parts,
+    output, side)``, ``read(path, vocabulary, side)`` and ``roundtrip(vectors, side)``."""
 
 
 @hookspec
 def register_searchers(register):
-    """Register searchers: factories returning an object that builds an index over item
-    vectors and answers top-k queries (see ``prosper.retrieval``)."""
+    """Register searchers: factories returning a :class:`prosper.components.Searcher`
+    (``build(items, vocabulary, metadata)`` and ``open(directory)`` giving a
+    :class:`prosper.components.SearchIndex` with ``search``, ``save`` and ``len``)."""
 
 
 @hookspec

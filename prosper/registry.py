@@ -80,13 +80,38 @@ class Registry:
         try:
             return component.params_model.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc, prefix=where)) from None
+            message = format_validation_error(exc, prefix=where)
+            if exc.errors()[0]["type"] == "extra_forbidden":
+                fields = ", ".join(component.params_model.model_fields) or "none"
+                message += f" for {kind} {name!r} (its parameters: {fields})"
+            raise ConfigError(message) from None
 
     def build(self, kind: str, spec: Mapping[str, Any] | BaseModel, where: str | None = None) -> Any:
         """Validate ``spec`` and call the component's factory with the validated params."""
         data = spec.model_dump() if isinstance(spec, BaseModel) else dict(spec)
         params = self.validate(kind, data, where)
-        return self.get(kind, data["name"], where).factory(params)
+        component = self.get(kind, data["name"], where)
+        built = component.factory(params)
+        base = contract_base(kind)
+        if not isinstance(built, base):
+            raise PluginError(
+                f"{kind} {component.name!r} from {component.provider}: its factory returned a "
+                f"{type(built).__name__}, not a prosper.components.{base.__name__} (see docs/plugins.md)"
+            )
+        return built
+
+
+def contract_base(kind: str) -> type:
+    """The :mod:`prosper.components` base class every component of ``kind`` is an instance of."""
+    from prosper import components
+
+    return {
+        "backbone": components.Backbone,
+        "loss": components.RankingLoss,
+        "regularizer": components.Regularizer,
+        "exporter": components.Exporter,
+        "searcher": components.Searcher,
+    }[kind]
 
 
 def format_validation_error(exc: ValidationError, prefix: str | None = None, locate=None) -> str:

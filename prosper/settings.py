@@ -19,7 +19,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
-    PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
@@ -62,6 +61,15 @@ class LFWSettings(Section):
     k_item: int = Field(512, ge=1)  # k for items (paper: 512)
 
 
+class LoraSettings(Section):
+    """LoRA adapters on the backbone (prosper.modeling.lora); needs peft: pip install prosper-retrieval[lora]."""
+
+    r: int = Field(16, ge=1)  # adapter rank r: A is r x in, B is out x r
+    alpha: float = Field(32.0, gt=0)  # the update is (alpha / r) * B A
+    dropout: float = Field(0.05, ge=0, lt=1)  # dropout on each adapter's input
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"  # module names (or name suffixes) that get adapters; all-linear: every linear layer but the LM head
+
+
 class ModelSettings(Section):
     backbone: ComponentSpec = ComponentSpec(name="qwen", path="Qwen/Qwen2.5-3B")
     pooling: Literal["auto", "last", "max", "mean", "sum"] = "auto"  # auto: last for causal, max for MLM
@@ -79,6 +87,7 @@ class ModelSettings(Section):
     query_encoder: Literal["model", "inference_free"] = "model"  # inference_free: query = literal indicator
     head_chunk_size: int = Field(256, ge=1)  # positions per LM-head chunk for max/mean/sum pooling (cache-sized on CPUs)
     pool_special_tokens: bool | None = None  # None: MLM pools [CLS]/[SEP] (SPLADE), causal LMs never do
+    lora: LoraSettings | None = None  # LoRA on the backbone {r, alpha, dropout, target_modules}, the LRN trained fully, merged on save; null: train every weight
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -148,14 +157,27 @@ class TrainSettings(Section):
     collapse_dense_fraction: float = Field(0.9, gt=0, le=1)  # warn when avg nnz stays above this x cap after the ramp
     progress: bool = True  # rich progress bar (rank 0)
     find_unused_parameters: bool = False  # DistributedDataParallel option
+    strategy: Literal["ddp", "fsdp"] = "ddp"  # under torchrun: ddp replicates the model; fsdp (fully_shard) shards weights, gradients and optimizer state
 
 
 # -- infer / export / search --------------------------------------------------------------
+class InferRaySettings(Section):
+    """``infer.engine=ray``: a Ray Data actor pool, each actor loads the checkpoint once (docs/scaling.md)."""
+
+    address: str | None = None  # Ray cluster to join (auto, host:6379, ray://host:10001); null: RAY_ADDRESS, else a local Ray
+    num_actors: int | None = Field(None, ge=1)  # encoder actors; null: one per GPU of the cluster (CPUs / num_cpus_per_actor without GPUs)
+    batch_size: int | None = Field(None, ge=1)  # texts per forward pass inside an actor; null: infer.batch_size
+    num_cpus_per_actor: float = Field(1.0, gt=0)  # CPUs each actor reserves (and its torch threads)
+    num_gpus_per_actor: float | None = Field(None, ge=0)  # GPUs each actor reserves (0.5: two per GPU); null: 1 when the cluster has GPUs, else 0
+
+
 class InferSettings(Section):
     batch_size: int = Field(256, ge=1)  # texts per encoder batch
     buffer_size: int = Field(8192, ge=1)  # texts read ahead and sorted by length
     shard_size: int = Field(100000, ge=1)  # items per output shard (resume granularity)
     on_error: Literal["fail", "skip"] = "fail"  # empty texts, duplicate ids, undecodable lines
+    engine: Literal["local", "ray"] = "local"  # local: this process (torchrun-aware); ray: a Ray Data actor pool (pip install 'prosper-retrieval[ray]')
+    ray: InferRaySettings = InferRaySettings()
 
 
 class SearchSettings(Section):
@@ -218,19 +240,6 @@ class ProsperSettings(BaseSettings):
 _NOT_SETTINGS = {"PROSPER_DEBUG", "PROSPER_DISABLE_PLUGINS"}
 
 
-class _DictSource(PydanticBaseSettingsSource):
-    def __init__(self, settings_cls, data: Mapping[str, Any]):
-        super().__init__(settings_cls)
-        self._data = dict(data)
-
-    def get_field_value(self, field, field_name):  # pragma: no cover - not used by __call__
-        return self._data.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(self._data)
-
-
-# -- reading the sources ------------------------------------------------------------------
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -307,11 +316,33 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
     return tree
 
 
-def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+def _component_paths(model: type[BaseModel] | None = None, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Dotted paths of every ``{name: ..., ...params}`` component field (model.backbone, ...)."""
+    model = model or ProsperSettings
+    paths: set[tuple[str, ...]] = set()
+    for name, info in model.model_fields.items():
+        kind = info.annotation
+        if kind is ComponentSpec:
+            paths.add((*prefix, name))
+        elif isinstance(kind, type) and issubclass(kind, Section):
+            paths |= _component_paths(kind, (*prefix, name))
+    return paths
+
+
+def merge_settings(base: Mapping[str, Any], update: Mapping[str, Any], _path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``update`` over ``base``, deeply; at a component field a new ``name`` starts afresh.
+
+    ``model.backbone.path=...`` keeps the backbone's name and other parameters, while
+    ``model.backbone.name=bert`` replaces the whole spec, so parameters meant for the old
+    component never reach the new one (it starts from its own defaults). Lists are replaced.
+    """
     merged = dict(base)
     for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(dict(merged[key]), value)
+        path = (*_path, key)
+        old = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            renamed = path in _COMPONENT_PATHS and "name" in value and value["name"] != old.get("name")
+            merged[key] = dict(value) if renamed else merge_settings(old, value, path)
         else:
             merged[key] = value
     return merged
@@ -322,52 +353,46 @@ def load_settings(
     overrides: Iterable[str] | Mapping[str, Any] = (),
     environ: Mapping[str, str] | None = None,
 ) -> ProsperSettings:
-    """Resolve the settings from all four sources; raise :class:`ConfigError` on any problem."""
+    """Resolve the settings from all four sources; raise :class:`ConfigError` on any problem.
+
+    defaults < ``config_file`` < ``PROSPER_*`` environment < ``overrides``, merged by
+    :func:`merge_settings` (partial component overrides keep the other parameters).
+    """
     file_data = read_yaml(config_file) if config_file else {}
     override_data = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
     environ = os.environ if environ is None else environ
-
-    class _Resolved(ProsperSettings):
-        @classmethod
-        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
-            env = _EnvSource(settings_cls, environ)
-            return (_DictSource(settings_cls, override_data), env, _DictSource(settings_cls, file_data))
-
+    env_data = _env_overrides(environ)
+    merged = ProsperSettings.model_construct().model_dump(mode="json")
+    for layer in (file_data, env_data, override_data):
+        merged = merge_settings(merged, layer)
     try:
-        resolved = _Resolved()
+        return ProsperSettings.model_validate(merged)
     except ValidationError as exc:
         locate = yaml_line_locator(config_file) if config_file else None
         raise ConfigError(format_validation_error(exc, locate=locate)) from None
-    return ProsperSettings.model_validate(resolved.model_dump())
 
 
-class _EnvSource(PydanticBaseSettingsSource):
-    """``PROSPER_SECTION__KEY=value`` variables, values parsed as YAML scalars or JSON."""
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``PROSPER_SECTION__KEY=value`` variables as a nested dict, values parsed as YAML/JSON."""
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith("PROSPER_") or name in _NOT_SETTINGS:
+            continue
+        path = name[len("PROSPER_") :].lower().split("__")
+        if path[0] not in SECTION_MODELS or any(not p for p in path):
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return tree
 
-    def __init__(self, settings_cls, environ: Mapping[str, str]):
-        super().__init__(settings_cls)
-        self._environ = environ
 
-    def get_field_value(self, field, field_name):  # pragma: no cover - not used by __call__
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        tree: dict[str, Any] = {}
-        for name, raw in self._environ.items():
-            if not name.startswith("PROSPER_") or name in _NOT_SETTINGS:
-                continue
-            path = name[len("PROSPER_") :].lower().split("__")
-            if path[0] not in SECTION_MODELS or any(not p for p in path):
-                continue
-            try:
-                value = yaml.safe_load(raw) if raw.strip() else None
-            except yaml.YAMLError:
-                value = raw
-            node = tree
-            for part in path[:-1]:
-                node = node.setdefault(part, {})
-            node[path[-1]] = value
-        return tree
+_COMPONENT_PATHS = _component_paths()
 
 
 def validate_components(settings: ProsperSettings, registry=None) -> dict[str, BaseModel]:
@@ -388,6 +413,23 @@ def validate_components(settings: ProsperSettings, registry=None) -> dict[str, B
     checked["export"] = registry.validate("exporter", settings.export, "export")
     checked["search.searcher"] = registry.validate("searcher", settings.search.searcher, "search.searcher")
     return checked
+
+
+def reference_config_text() -> str:
+    """The reference configuration shipped in the package (``prosper/conf/config.yaml``)."""
+    from importlib.resources import files
+
+    return files("prosper").joinpath("conf", "config.yaml").read_text(encoding="utf-8")
+
+
+def write_reference_config(path: str | Path, overwrite: bool = False) -> Path:
+    """Write :func:`reference_config_text` to ``path`` (atomically); refuses to overwrite."""
+    from prosper.fileio import atomic_write_text
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError("already exists (pass --force to overwrite)", path)
+    return atomic_write_text(path, reference_config_text())
 
 
 def resolve(config_file=None, overrides=(), environ=None, registry=None) -> ProsperSettings:

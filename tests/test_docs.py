@@ -15,7 +15,22 @@ def test_every_hook_is_documented():
     hooks = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
     assert len(hooks) >= 6
     for name in hooks:
-        assert f"### `{name}(" in text, f"hook {name} has no section in docs/plugins.md"
+        signature = f"{name}{inspect.signature(getattr(hookspecs, name))}"
+        assert f"### `{signature}`" in text, f"hook {signature} has no section in docs/plugins.md"
+
+
+def test_every_component_method_is_documented_with_its_signature():
+    from prosper import components
+
+    text = (DOCS / "plugins.md").read_text(encoding="utf-8")
+    for cls in (components.Backbone, components.RankingLoss, components.Regularizer, components.Exporter,
+                components.Writer, components.Searcher, components.SearchIndex):
+        for name, member in vars(cls).items():
+            if name.startswith("_") and name != "__len__" or not callable(member):
+                continue
+            params = [p for p in inspect.signature(member).parameters if p != "self"]
+            signature = f"`{name}({', '.join(params)})`"
+            assert signature in text, f"{cls.__name__}.{signature} is not in docs/plugins.md"
 
 
 def test_configuration_reference_matches_the_settings_model():

@@ -7,6 +7,7 @@ import torch
 
 from prosper.plugins import get_registry
 from prosper.training.losses.base import query_l2_score
+from prosper.components import TrainingBatch
 from prosper.training.losses.in_batch_nll import InBatchNLLLoss
 from prosper.training.losses.margin_mse import MarginMSELoss
 from prosper.training.losses.params import InBatchNLLParams
@@ -26,13 +27,13 @@ def _nll(scores, target):
 
 
 def test_in_batch_nll_hand_computed():
-    loss = InBatchNLLLoss()(Q, D, {})
+    loss = InBatchNLLLoss()(Q, D, TrainingBatch())
     expected = (_nll([1.4, 1.6], 0) + _nll([0.0, 1.0], 1)) / 2
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_temperature_divides_scores():
-    loss = InBatchNLLLoss(InBatchNLLParams(temperature=0.5))(Q, D, {})
+    loss = InBatchNLLLoss(InBatchNLLParams(temperature=0.5))(Q, D, TrainingBatch())
     expected = (_nll([2.8, 3.2], 0) + _nll([0.0, 2.0], 1)) / 2
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
@@ -40,7 +41,7 @@ def test_temperature_divides_scores():
 def test_hard_negatives_join_the_denominator():
     negs = torch.tensor([[0.0, 0.0, 3.0], [1.0, 0.0, 0.0]])  # rows 2, 3: hard negatives of q0, q1
     items = torch.cat([D, negs])
-    loss = InBatchNLLLoss()(Q, items, {"num_negatives": 1})
+    loss = InBatchNLLLoss()(Q, items, TrainingBatch(num_negatives=1))
     # every query sees all 4 items: q0 scores [1.4, 1.6, 0, 0.6]; q1 [0, 1, 3, 0]
     expected = (_nll([1.4, 1.6, 0.0, 0.6], 0) + _nll([0.0, 1.0, 3.0, 0.0], 1)) / 2
     assert loss.item() == pytest.approx(expected, rel=1e-6)
@@ -48,7 +49,7 @@ def test_hard_negatives_join_the_denominator():
 
 def test_false_negatives_are_masked():
     # item 1 (index 11) is also relevant to query 0: it leaves q0's denominator
-    batch = {"item_index": torch.tensor([10, 11]), "positive_index": torch.tensor([[10, 11], [11, -1]])}
+    batch = TrainingBatch(item_index=torch.tensor([10, 11]), positive_index=torch.tensor([[10, 11], [11, -1]]))
     loss = InBatchNLLLoss()(Q, D, batch)
     expected = (_nll([1.4], 0) + _nll([0.0, 1.0], 1)) / 2
     assert loss.item() == pytest.approx(expected, rel=1e-6)
@@ -59,7 +60,7 @@ def test_false_negatives_are_masked():
 def test_custom_score_fn_is_used():
     loss = InBatchNLLLoss()
     loss.score_fn = lambda q, d: q @ d.T  # no normalisation
-    value = loss(Q, D, {}).item()
+    value = loss(Q, D, TrainingBatch()).item()
     expected = (_nll([7.0, 8.0], 0) + _nll([0.0, 2.0], 1)) / 2
     assert value == pytest.approx(expected, rel=1e-6)
 
@@ -68,7 +69,7 @@ def test_margin_mse_hand_computed():
     negs = torch.tensor([[0.0, 0.0, 3.0], [1.0, 0.0, 0.0]])
     items = torch.cat([D, negs])
     teacher = torch.tensor([[5.0, 4.0], [2.0, 1.5]])
-    value = MarginMSELoss()(Q, items, {"num_negatives": 1, "teacher_scores": teacher}).item()
+    value = MarginMSELoss()(Q, items, TrainingBatch(num_negatives=1, teacher_scores=teacher)).item()
     # own negatives: q0 . [0,0,3] = 0, q1 . [1,0,0] = 0
     # student margins: q0: 1.4 - 0 = 1.4 vs teacher 1.0; q1: 1.0 - 0 = 1.0 vs teacher 0.5
     expected = ((1.4 - 1.0) ** 2 + (1.0 - 0.5) ** 2) / 2
@@ -79,7 +80,7 @@ def test_margin_mse_needs_teacher():
     from prosper.errors import ConfigError
 
     with pytest.raises(ConfigError, match="teacher"):
-        MarginMSELoss()(Q, D, {"num_negatives": 0})
+        MarginMSELoss()(Q, D, TrainingBatch(num_negatives=0))
 
 
 def test_losses_registered_and_gradients_flow():
@@ -87,5 +88,5 @@ def test_losses_registered_and_gradients_flow():
     assert {"in_batch_nll", "margin_mse"} <= set(registry.names("loss"))
     loss = registry.build("loss", {"name": "in_batch_nll", "temperature": 0.1})
     q = Q.clone().requires_grad_(True)
-    loss(q, D, {}).backward()
+    loss(q, D, TrainingBatch()).backward()
     assert q.grad is not None and torch.isfinite(q.grad).all()

@@ -6,6 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 from prosper import hookimpl, plugins
+from prosper.components import RankingLoss
 from prosper.errors import ConfigError, PluginError
 from prosper.plugins import get_registry
 from prosper.registry import Component, Registry
@@ -15,9 +16,18 @@ class NoParams(BaseModel):
     pass
 
 
-class Greeter:
+class Greeter(RankingLoss):
     """Says hello (a fake loss)."""
 
+    def __init__(self, params):
+        super().__init__()
+        self.params = params
+
+    def forward(self, query_vectors, item_vectors, batch):
+        return self.score(query_vectors, item_vectors).sum()
+
+
+class NotALoss:
     def __init__(self, params):
         self.params = params
 
@@ -44,6 +54,17 @@ def test_register_fake_plugin_in_process(plugin_registry):
     built = registry.build("loss", {"name": "hello"})
     assert isinstance(built, Greeter) and isinstance(built.params, NoParams)
     assert component.doc == "Says hello (a fake loss)."
+
+
+def test_factory_must_return_the_contract_class(plugin_registry):
+    class Wrong:
+        @hookimpl
+        def register_losses(self, register):
+            register("wrong", NotALoss, NoParams)
+
+    plugin_registry.add(Wrong(), "wrong-losses")
+    with pytest.raises(PluginError, match=r"loss 'wrong' from \(in-process\): its factory returned a NotALoss, not a prosper.components.RankingLoss"):
+        get_registry().build("loss", {"name": "wrong"})
 
 
 def test_unregistered_after_fixture():

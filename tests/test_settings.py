@@ -148,3 +148,44 @@ def test_component_params_validated_against_plugin_model(plugin_registry, clean_
     with pytest.raises(ConfigError, match=r"export: unknown exporter 'nope'; registered: .*fake-out"):
         validate_components(unknown)
     assert get_registry().get("exporter", "fake-out").provider == "(in-process)"
+
+
+# -- partial component overrides (issue 10: settings that merge) ---------------------------
+@pytest.mark.parametrize(
+    "override, path, expected",
+    [
+        ("model.backbone.path=Qwen/Qwen2.5-0.5B", ("model", "backbone"), {"name": "qwen", "path": "Qwen/Qwen2.5-0.5B"}),
+        ("train.loss.temperature=0.1", ("train", "loss"), {"name": "in_batch_nll", "temperature": 0.1}),
+        ("search.searcher.heap_factor=0.5", ("search", "searcher"), {"name": "exact", "heap_factor": 0.5}),
+    ],
+)
+def test_partial_component_override_keeps_the_name(override, path, expected, clean_env):
+    s = load_settings(overrides=[override], environ={})
+    spec = getattr(getattr(s, path[0]), path[1]).model_dump()
+    assert spec == expected
+
+
+def test_partial_override_from_env_keeps_file_params(tmp_path, clean_env):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  backbone: {name: bert, path: a, revision: v1}\n")
+    s = load_settings(cfg, environ={"PROSPER_MODEL__BACKBONE__PATH": "b"})
+    assert s.model.backbone.model_dump() == {"name": "bert", "path": "b", "revision": "v1"}
+    s = load_settings(cfg, overrides=["model.backbone.tokenizer=t"], environ={})
+    assert s.model.backbone.model_dump() == {"name": "bert", "path": "a", "revision": "v1", "tokenizer": "t"}
+
+
+def test_new_component_name_starts_from_its_defaults(tmp_path, clean_env):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("export: {name: lucene, scale: 50}\ntrain:\n  loss: {name: in_batch_nll, temperature: 0.2}\n")
+    s = load_settings(cfg, overrides=["export.name=jsonl", "train.loss={name: margin_mse}"], environ={})
+    assert s.export.model_dump() == {"name": "jsonl"}  # lucene's scale is not carried over
+    assert s.train.loss.model_dump() == {"name": "margin_mse"}
+    s = load_settings(cfg, overrides=["export.name=lucene"], environ={})  # same name: params kept
+    assert s.export.model_dump() == {"name": "lucene", "scale": 50}
+
+
+def test_unknown_param_names_the_component_and_its_params(clean_env):
+    from prosper.settings import resolve
+
+    with pytest.raises(ConfigError, match=r"export\.scale: unknown field for exporter 'parquet' \(its parameters: compression, row_group_rows\)"):
+        resolve(overrides=["export.scale=50"], environ={})

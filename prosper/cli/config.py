@@ -1,4 +1,4 @@
-"""``prosper config show|validate``: print and check resolved settings."""
+"""``prosper config init|show|validate|docs``: write, print and check settings."""
 
 from __future__ import annotations
 
@@ -15,6 +15,18 @@ from prosper.cli.common import (
 )
 
 config_app = typer.Typer(help="Show and validate settings.", no_args_is_help=True)
+
+
+@config_app.command("init")
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the reference configuration.")] = Path("prosper.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write the reference configuration (the paper's recipe, every section) to PATH."""
+    from prosper.settings import write_reference_config
+
+    write_reference_config(path, overwrite=force)
+    console.print(f"wrote {path}: edit it, then run e.g. prosper train --config {path}", highlight=False)
 
 
 @config_app.command("show")

@@ -1,4 +1,5 @@
-"""``prosper plugins list``: what is installed and who provides it."""
+"""``prosper plugins list|check``: what is installed, who provides it, and whether it keeps
+its contract (:mod:`prosper.contracts`)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,42 @@ def list_plugins(
     for row, c in zip(rows, components):
         table.add_row(*row, c.doc)
     console.print(table)
+
+
+@plugins_app.command("check")
+def check_plugins(
+    names: Annotated[list[str] | None, typer.Argument(help="Component names to check (default: every registered one).")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="backbone | loss | regularizer | exporter | searcher.")] = None,
+    params: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="A parameter for the component, key=value (repeatable).")
+    ] = None,
+) -> None:
+    """Run the contract checks on registered components: real training steps for losses and
+    regularizers, write/read-back for exporters, brute-force agreement for searchers, loading
+    and encoding for backbones. Exits 1 naming the first broken rule."""
+    from prosper.contracts import check_component, find_component
+    from prosper.errors import ProsperError
+    from prosper.plugins import get_registry
+    from prosper.settings import parse_overrides
+
+    extra = parse_overrides(params or [])
+    if names:
+        targets = [find_component(name, kind) for name in names]
+    else:
+        targets = get_registry().components(kind)
+    failed = 0
+    for component in targets:
+        try:
+            report = check_component(component.name, component.kind, extra)
+        except ProsperError as exc:
+            failed += 1
+            console.print(f"[red]FAIL[/] {exc}", highlight=False)
+            continue
+        console.print(f"[green]ok[/] {component.kind} {component.name} ({component.provider})", highlight=False)
+        for line in report.passed:
+            console.print(f"   - {line}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

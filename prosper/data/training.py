@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prosper.components import TrainingBatch
 from prosper.data.triples import TrainExample, iter_triples
 from prosper.errors import ConfigError, InputError
 
@@ -245,7 +246,7 @@ class BatchPlan:
         return self.epoch_order(epoch)[start : start + self.batch_size]
 
 
-def make_batch(data: TrainingData, indices: np.ndarray, position: int, seed: int, hard_negatives: int = 0) -> dict:
+def make_batch(data: TrainingData, indices: np.ndarray, position: int, seed: int, hard_negatives: int = 0) -> TrainingBatch:
     """Draw one positive (and ``hard_negatives`` negatives) per example; deterministic.
 
     Returns texts for the encoder and the tensors the losses need (see
@@ -289,16 +290,16 @@ def make_batch(data: TrainingData, indices: np.ndarray, position: int, seed: int
     for row, example in enumerate(indices):
         rel = data.relevant[int(example)]
         positive_index[row, : len(rel)] = torch.from_numpy(rel)
-    batch = {
-        "query_ids": [data.query_ids[int(e)] for e in indices],
-        "query_texts": [data.query_texts[int(e)] for e in indices],
-        "item_ids": [data.item_ids[i] for i in items],
-        "item_texts": [data.item_texts[i] for i in items],
-        "item_index": torch.tensor(items, dtype=torch.long),
-        "positive_index": positive_index,
-        "num_negatives": h,
-        "teacher_scores": None,
-    }
+    teacher_scores = None
     if teacher_rows and len(teacher_rows) == len(indices):
-        batch["teacher_scores"] = torch.tensor(teacher_rows, dtype=torch.float32)
-    return batch
+        teacher_scores = torch.tensor(teacher_rows, dtype=torch.float32)
+    return TrainingBatch(
+        query_ids=[data.query_ids[int(e)] for e in indices],
+        query_texts=[data.query_texts[int(e)] for e in indices],
+        item_ids=[data.item_ids[i] for i in items],
+        item_texts=[data.item_texts[i] for i in items],
+        item_index=torch.tensor(items, dtype=torch.long),
+        positive_index=positive_index,
+        num_negatives=h,
+        teacher_scores=teacher_scores,
+    )

@@ -1,94 +1,20 @@
-"""The exporter protocol: how sparse vectors become files that search engines load.
+"""Helpers shared by the built-in exporters, and :func:`build_exporter`.
 
-An exporter plugin registers ``(name, factory, params_model)`` through the
-``register_exporters`` hook (see :mod:`prosper.hookspecs`). ``factory(params)`` returns an
-:class:`Exporter`::
-
-    exporter = factory(params)
-    writer = exporter.open(path, vocabulary, side, metadata)   # vocabulary: term string per id
-    for batch in batches:                                       # prosper.sparse.SparseVectors
-        writer.write(batch)
-    summary = writer.close()    # atomic: the file appears under `path` only now
-    # on failure: writer.abort() removes the temporary file
-
-``side`` is ``"item"`` or ``"query"``; ``metadata`` carries ``tokenizer`` (name or path),
-``checkpoint`` and anything else worth recording. ``close()`` returns a dict of counters
-(``rows`` at least; exporters add their own, e.g. Lucene's ``quantised_empty``), which the
-inference driver sums over shards. ``exporter.merge(parts, output, side)`` concatenates
-finished shard files into one; the default concatenates bytes, which suits line formats.
+The exporter contract itself (``suffix``, ``open`` -> writer ``write/close/abort``, ``merge``,
+``read``, ``roundtrip``) is :class:`prosper.components.Exporter`; an exporter plugin registers
+``(name, factory, params_model)`` through the ``register_exporters`` hook and its factory returns
+an instance of it. ``close()`` returns a dict of counters (``rows`` at least; exporters add their
+own, e.g. Lucene's ``quantised_empty``), which the inference driver sums over shards.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from prosper.sparse import SparseVectors
+from pydantic import BaseModel
 
-
-@runtime_checkable
-class Writer(Protocol):
-    def write(self, batch: SparseVectors) -> None: ...
-
-    def close(self) -> dict[str, Any]: ...
-
-    def abort(self) -> None: ...
-
-
-class Exporter(Protocol):
-    def suffix(self, side: str) -> str: ...
-
-    def open(self, path: str | Path, vocabulary: Sequence[str], side: str, metadata: dict | None = None) -> Writer: ...
-
-    def merge(self, parts: Sequence[Path], output: Path, side: str) -> None: ...
-
-
-from prosper.fileio import temp_path  # noqa: E402  (re-exported for exporter plugins)
-
-
-class AtomicFile:
-    """A binary file written under a temporary name and renamed into place by :meth:`commit`."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = temp_path(self.path)
-        self.handle = self.tmp.open("wb")
-
-    def write(self, data) -> None:
-        self.handle.write(data)
-
-    def commit(self) -> None:
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        if not self.handle.closed:
-            self.handle.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-class LineExporter:
-    """Shared behaviour of text exporters: one line per vector, shards merge by concatenation."""
-
-    def suffix(self, side: str) -> str:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def merge(self, parts: Sequence[Path], output: Path, side: str) -> None:
-        target = AtomicFile(output)
-        try:
-            for part in parts:
-                with Path(part).open("rb") as handle:
-                    shutil.copyfileobj(handle, target.handle, 1 << 22)
-            target.commit()
-        except BaseException:
-            target.abort()
-            raise
+from prosper.components import Exporter
 
 
 def string_array_bytes(array) -> memoryview:
@@ -125,16 +51,21 @@ def joined_rows(items, offsets, separator: str):
     return pc.binary_join(lists, separator)
 
 
-def build_exporter(exporter) -> tuple[Any, dict]:
+def build_exporter(exporter: str | Mapping | BaseModel | Exporter) -> tuple[Exporter, dict]:
     """``(exporter, spec)`` from a registered name, a ``{name: ..., **params}`` spec (dict or
-    ComponentSpec; validated by the plugin's params model) or an exporter object."""
+    ComponentSpec; validated by the plugin's params model) or an :class:`Exporter` object."""
+    if isinstance(exporter, Exporter):
+        params = exporter.params.model_dump() if exporter.params is not None else {}
+        spec = {"name": type(exporter).__name__, **params}
+        return exporter, spec
     if isinstance(exporter, str):
-        exporter = {"name": exporter}
-    if isinstance(exporter, dict) or hasattr(exporter, "model_dump"):
-        from prosper.plugins import get_registry
+        spec = {"name": exporter}
+    elif isinstance(exporter, BaseModel):
+        spec = exporter.model_dump()
+    elif isinstance(exporter, Mapping):
+        spec = dict(exporter)
+    else:
+        raise TypeError(f"export: expected a name, a {{name: ...}} spec or an Exporter, got {type(exporter).__name__}")
+    from prosper.plugins import get_registry
 
-        spec = exporter.model_dump() if hasattr(exporter, "model_dump") else dict(exporter)
-        return get_registry().build("exporter", spec, where="export"), spec
-    params = getattr(exporter, "params", None)
-    spec = {"name": type(exporter).__name__, **(params.model_dump() if hasattr(params, "model_dump") else {})}
-    return exporter, spec
+    return get_registry().build("exporter", spec, where="export"), spec

@@ -12,18 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from prosper.export.base import (
-    AtomicFile,
-    LineExporter,
-    joined_rows,
-    json_strings,
-    string_array_bytes,
-)
+from prosper.components import Exporter, Writer
+from prosper.export.base import joined_rows, json_strings, string_array_bytes
 from prosper.export.params import JsonlParams
+from prosper.fileio import AtomicFile
 from prosper.sparse import SparseVectors
 
 
-class JsonlExporter(LineExporter):
+class JsonlExporter(Exporter):
     """JSONL ``{"id", "vector": {term: weight}}`` with float weights (docs/exporting.md)."""
 
     def __init__(self, params: JsonlParams | None = None):
@@ -42,8 +38,13 @@ class JsonlExporter(LineExporter):
     def open(self, path, vocabulary: Sequence[str], side: str, metadata: dict | None = None) -> JsonlWriter:
         return JsonlWriter(Path(path), self.quoted_vocabulary(vocabulary), len(vocabulary))
 
+    def read(self, path, vocabulary: Sequence[str], side: str) -> SparseVectors:
+        from prosper.export.readers import read_json_vectors
 
-class JsonlWriter:
+        return read_json_vectors(path, vocabulary)
+
+
+class JsonlWriter(Writer):
     def __init__(self, path: Path, quoted_vocabulary, vocab_size: int):
         self.file = AtomicFile(path)
         self.vocab = quoted_vocabulary

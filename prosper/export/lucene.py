@@ -31,14 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from prosper.errors import ConfigError, InputError
-from prosper.export.base import (
-    AtomicFile,
-    LineExporter,
-    joined_rows,
-    json_strings,
-    string_array_bytes,
-)
+from prosper.components import Exporter, Writer
+from prosper.export.base import joined_rows, json_strings, string_array_bytes
 from prosper.export.params import EXACT_LIMIT, INT_LIMIT, MAX_CLAUSES, LuceneParams  # noqa: F401
+from prosper.fileio import AtomicFile
 from prosper.sparse import SparseVectors
 
 #: Lucene's whitespace tokenizer cuts tokens at this many UTF-16 code units.
@@ -162,7 +158,7 @@ def quantise(
     return out, impacts[keep]
 
 
-class LuceneExporter(LineExporter):
+class LuceneExporter(Exporter):
     """Anserini impact files: JsonVectorCollection JSONL (items), repeated-term TSV (queries)."""
 
     def __init__(self, params: LuceneParams | None = None):
@@ -186,8 +182,26 @@ class LuceneExporter(LineExporter):
         plain, quoted = self._terms(vocabulary)
         return LuceneWriter(Path(path), plain, quoted, len(vocabulary), side, self.params)
 
+    def read(self, path, vocabulary: Sequence[str], side: str) -> SparseVectors:
+        """Impacts divided by ``scale``: the weights Anserini scores with, in prosper's units."""
+        from prosper.export.readers import read_json_vectors, read_repeated_term_tsv
 
-class LuceneWriter:
+        terms = lucene_terms(vocabulary)
+        scale = self.params.scale
+        if side == "query":
+            return read_repeated_term_tsv(path, terms, weight=lambda count: count / scale)
+        return read_json_vectors(path, terms, weight=lambda impact: impact / scale)
+
+    def roundtrip(self, vectors: SparseVectors, side: str) -> SparseVectors:
+        """The quantised vectors (impact / scale); queries left without terms are not written."""
+        kept, impacts = quantise(vectors, self.params, side, {})
+        out = SparseVectors(kept.ids, kept.offsets, kept.term_ids, (impacts / self.params.scale).astype(np.float32), kept.vocab_size)
+        if side == "query":
+            out = out.take(np.flatnonzero(out.nnz > 0))
+        return out
+
+
+class LuceneWriter(Writer):
     def __init__(self, path: Path, plain_terms, quoted_terms, vocab_size: int, side: str, params: LuceneParams):
         self.file = AtomicFile(path)
         self.plain, self.quoted = plain_terms, quoted_terms

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from prosper.errors import InputError
-from prosper.export.base import temp_path
+from prosper.components import Exporter, Writer
+from prosper.fileio import temp_path
 from prosper.export.params import ParquetParams
 from prosper.sparse import SparseVectors
 
@@ -64,7 +65,7 @@ def schema_metadata(vocabulary: Sequence[str], side: str, metadata: dict | None)
     return out
 
 
-class ParquetExporter:
+class ParquetExporter(Exporter):
     """Parquet ``id, term_ids list<int32>, weights list<float32>`` (the round-trip format)."""
 
     def __init__(self, params: ParquetParams | None = None):
@@ -75,6 +76,9 @@ class ParquetExporter:
 
     def open(self, path, vocabulary: Sequence[str], side: str, metadata: dict | None = None) -> ParquetWriter:
         return ParquetWriter(Path(path), schema_metadata(vocabulary, side, metadata), len(vocabulary), self.params)
+
+    def read(self, path, vocabulary: Sequence[str], side: str) -> SparseVectors:
+        return read_parquet_vectors(path)[0]
 
     def merge(self, parts: Sequence[Path], output: Path, side: str) -> None:
         """Copy the shards' row groups, in order, into one file (bounded by one row group)."""
@@ -98,7 +102,7 @@ class ParquetExporter:
             raise
 
 
-class ParquetWriter:
+class ParquetWriter(Writer):
     def __init__(self, path: Path, metadata: dict[str, str], vocab_size: int, params: ParquetParams):
         import pyarrow.parquet as pq
 

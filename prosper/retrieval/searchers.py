@@ -1,9 +1,8 @@
 """Searcher components: what ``search.searcher: {name: ...}`` selects.
 
-A searcher factory takes its validated params and returns an object with
-``build(items, vocabulary=None, metadata=None) -> index`` and ``open(directory) -> index``; the
-index has ``search(queries, k, scoring, query_top_terms) -> list[SearchResult]`` and
-``save(directory, overwrite=False)``. ``meta.json`` in every index folder names the searcher that
+A searcher factory takes its validated params and returns a :class:`prosper.components.Searcher`
+(``build(items, vocabulary=None, metadata=None)`` and ``open(directory)``, each giving a
+:class:`prosper.components.SearchIndex` with ``search``, ``save`` and ``len``). ``meta.json`` in every index folder names the searcher that
 wrote it, so ``prosper search --index IDX`` reopens it with the right one.
 
 Only pydantic is imported here; numpy and the engines load when an index is built or opened.
@@ -15,6 +14,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from prosper.components import Searcher
+
 
 class ExactParams(BaseModel):
     """The exact searcher has no parameters: scoring and top terms are chosen per search."""
@@ -22,7 +23,7 @@ class ExactParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ExactSearcher:
+class ExactSearcher(Searcher):
     """Exact top-k over prosper's embedded, memory-mapped inverted index (Eq. 11)."""
 
     name = "exact"
@@ -62,10 +63,11 @@ class SeismicParams(BaseModel):
     item_l2: bool = False  # store L2-normalised items (needed for the both_l2 / item_l2 scorings)
 
 
-class SeismicSearcher:
+class SeismicSearcher(Searcher):
     """Approximate top-k with Seismic (pyseismic-lsr); install ``prosper-retrieval[seismic]``."""
 
     name = "seismic"
+    exact = False
 
     def __init__(self, params: SeismicParams | None = None) -> None:
         self.params = params or SeismicParams()

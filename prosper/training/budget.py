@@ -53,7 +53,7 @@ class TermBudget:
         """The weight of ``regularizer`` on ``side`` at update ``step``."""
         if not self.controls(side):
             return regularizer.weight(step, side)
-        peak = regularizer.weight(2**62, side)  # λ at the end of its schedule: the budget ramps instead
+        peak = regularizer.peak_weight(side)  # λ at the end of its schedule: the budget ramps instead
         return peak * math.exp(self.log_scale[side])
 
     def observe(self, step: int, widths: dict[str, float]) -> None:

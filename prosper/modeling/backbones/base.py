@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from prosper.components import Backbone
 from prosper.errors import CheckpointError, ConfigError, DeviceError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
@@ -148,7 +149,7 @@ def refuse_unsafe_pickles(directory: str | Path) -> None:
             ) from None
 
 
-class HFBackbone:
+class HFBackbone(Backbone):
     """A Hugging Face model loaded through an ``AutoModelFor...`` class (see subclasses)."""
 
     kind: Literal["causal", "mlm"] = "causal"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from prosper.training.losses.base import RankingLoss
+from prosper.components import RankingLoss, TrainingBatch
 from prosper.training.losses.params import InBatchNLLParams
 
 
@@ -41,9 +41,9 @@ class InBatchNLLLoss(RankingLoss):
         super().__init__()
         self.params = params or InBatchNLLParams()
 
-    def forward(self, query_vectors: torch.Tensor, item_vectors: torch.Tensor, batch: dict) -> torch.Tensor:
+    def forward(self, query_vectors: torch.Tensor, item_vectors: torch.Tensor, batch: TrainingBatch) -> torch.Tensor:
         n_queries = query_vectors.shape[0]
-        item_index = batch.get("item_index")
+        item_index = batch.item_index
         offset = 0
         if self.params.gather:
             item_vectors, offset = gather_with_grad(item_vectors)
@@ -51,7 +51,7 @@ class InBatchNLLLoss(RankingLoss):
                 item_index, _ = gather_with_grad(item_index)
         scores = self.score(query_vectors, item_vectors) / self.params.temperature
         targets = torch.arange(n_queries, device=scores.device) + offset
-        positives = batch.get("positive_index")
+        positives = batch.positive_index
         if self.params.mask_false_negatives and positives is not None and item_index is not None:
             item_index = item_index.to(scores.device)
             positives = positives.to(scores.device)

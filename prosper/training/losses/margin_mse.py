@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from prosper.errors import ConfigError
-from prosper.training.losses.base import RankingLoss
+from prosper.components import RankingLoss, TrainingBatch
 from prosper.training.losses.params import MarginMSEParams
 
 
@@ -25,9 +25,9 @@ class MarginMSELoss(RankingLoss):
         super().__init__()
         self.params = params or MarginMSEParams()
 
-    def forward(self, query_vectors: torch.Tensor, item_vectors: torch.Tensor, batch: dict) -> torch.Tensor:
-        teacher = batch.get("teacher_scores")
-        h = int(batch.get("num_negatives", 0))
+    def forward(self, query_vectors: torch.Tensor, item_vectors: torch.Tensor, batch: TrainingBatch) -> torch.Tensor:
+        teacher = batch.teacher_scores
+        h = int(batch.num_negatives)
         if teacher is None or h < 1:
             raise ConfigError(
                 "train.loss: margin_mse needs teacher scores and hard negatives "

@@ -9,17 +9,16 @@ that are active for many inputs. Computed on the base vector ``w`` (before LRN a
 
 from __future__ import annotations
 
-from prosper.training.regularizers.base import Regularizer, RegularizerParams
+from prosper.components import RegularizerParams, ScheduledRegularizer
 
 
 class FlopsParams(RegularizerParams):
     pass
 
 
-class FlopsRegularizer(Regularizer):
+class FlopsRegularizer(ScheduledRegularizer):
     """FLOPS = Σ_j (mean_i |w_ij|)^2 (Eq. 13)."""
 
-    name = "flops"
 
     def penalty(self, vectors):
         return vectors.float().abs().mean(dim=0).pow(2).sum()

@@ -16,17 +16,16 @@ import math
 
 from pydantic import Field
 
-from prosper.training.regularizers.base import Regularizer, RegularizerParams
+from prosper.components import RegularizerParams, ScheduledRegularizer
 
 
 class L0Params(RegularizerParams):
     epsilon: float = Field(0.1, gt=0)  # smaller: closer to the true count, stiffer gradient near 0
 
 
-class L0Regularizer(Regularizer):
+class L0Regularizer(ScheduledRegularizer):
     """Log-sum surrogate of the non-zero count (Candès, Wakin & Boyd 2008)."""
 
-    name = "l0"
 
     def __init__(self, params: L0Params | None = None):
         super().__init__(params or L0Params())

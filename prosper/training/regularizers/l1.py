@@ -7,17 +7,16 @@ alike, whatever its document frequency.
 
 from __future__ import annotations
 
-from prosper.training.regularizers.base import Regularizer, RegularizerParams
+from prosper.components import RegularizerParams, ScheduledRegularizer
 
 
 class L1Params(RegularizerParams):
     pass
 
 
-class L1Regularizer(Regularizer):
+class L1Regularizer(ScheduledRegularizer):
     """L1 = mean_i Σ_j |w_ij|."""
 
-    name = "l1"
 
     def penalty(self, vectors):
         return vectors.float().abs().sum(dim=-1).mean()
