@@ -85,11 +85,11 @@ class Backbone(ABC):
         """
 
 
-def query_l2_score(query_vectors: torch.Tensor, item_vectors: torch.Tensor) -> torch.Tensor:
-    """Eq. 11 for every pair, ``[Bq, Bd]``: ``W_q / ||W_q||_2 · W_d`` (the paper's default)."""
-    q = query_vectors.float()
-    q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    return q @ item_vectors.float().T
+def _paper_scoring(query_vectors, item_vectors):
+    """Eq. 11 (only the query L2-normalised), until the trainer binds the model's own rule."""
+    from prosper.modeling.scoring import score
+
+    return score(query_vectors, item_vectors, "query_l2")
 
 
 class RankingLoss(ABC):
@@ -105,7 +105,7 @@ class RankingLoss(ABC):
     requires_teacher: bool = False
 
     def __init__(self) -> None:
-        self.score_fn: Callable[[Any, Any], Any] = query_l2_score
+        self.score_fn: Callable[[Any, Any], Any] = _paper_scoring
 
     def bind_scoring(self, score_fn: Callable[[Any, Any], Any]) -> None:
         """Use ``score_fn(query_vectors, item_vectors) -> [Bq, Bd]`` for :meth:`score`."""
@@ -216,6 +216,11 @@ class Exporter(ABC):
 
     #: The validated parameters the factory received (recorded in run manifests).
     params: BaseModel | None = None
+    #: The sides it can export (a vector database holding the catalogue takes items only).
+    sides: tuple[str, ...] = SIDES
+    #: True when every shard writes into one shared store (a database collection) instead of a
+    #: file of its own: ``read`` then returns the whole store, and rows come back sorted by id.
+    store: bool = False
 
     @abstractmethod
     def suffix(self, side: str) -> str:
@@ -312,5 +317,4 @@ __all__ = [
     "Searcher",
     "TrainingBatch",
     "Writer",
-    "query_l2_score",
 ]

@@ -27,7 +27,12 @@ def workdir(tmp_path_factory):
 def test_registered_component_keeps_its_contract(kind, name, workdir):
     if name == "seismic":
         pytest.importorskip("seismic")
-    report = check_component(name, kind, workdir=workdir)
+    params = None
+    if name == "milvus":  # a database target: it needs a URI, here a Milvus Lite file
+        pytest.importorskip("pymilvus")
+        pytest.importorskip("milvus_lite")
+        params = {"uri": str(workdir / f"contract-milvus-{kind}.db")}
+    report = check_component(name, kind, params=params, workdir=workdir)
     assert report.passed and report.kind == kind
 
 

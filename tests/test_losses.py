@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from prosper.plugins import get_registry
-from prosper.training.losses.base import query_l2_score
 from prosper.components import TrainingBatch
 from prosper.training.losses.in_batch_nll import InBatchNLLLoss
 from prosper.training.losses.margin_mse import MarginMSELoss
@@ -16,10 +15,10 @@ Q = torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 2.0]])  # norms 5 and 2
 D = torch.tensor([[1.0, 1.0, 0.0], [0.0, 2.0, 1.0]])
 
 
-def test_query_l2_score():
-    # q0/5 = [.6,.8,0]; q1/2 = [0,0,1]
+def test_unbound_loss_scores_with_eq11():
+    # q0/5 = [.6,.8,0]; q1/2 = [0,0,1]: the paper's rule until the trainer binds the model's
     expected = torch.tensor([[1.4, 1.6], [0.0, 1.0]])
-    assert torch.allclose(query_l2_score(Q, D), expected)
+    assert torch.allclose(InBatchNLLLoss().score(Q, D), expected)
 
 
 def _nll(scores, target):

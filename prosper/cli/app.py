@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "prosper.cli.infer",
     "prosper.cli.explain",
     "prosper.cli.search",
+    "prosper.cli.eval",
     "prosper.cli.mine",
     "prosper.cli.data",
     "prosper.cli.demo",
@@ -50,8 +51,14 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show third-party progress bars and log messages (transformers, hub).")
+    ] = False,
 ) -> None:
     """LLMs as sparse retrievers for first-stage product search."""
+    from prosper.cli.common import quiet_third_party
+
+    quiet_third_party(not verbose)
 
 
 def _register_commands() -> None:
@@ -80,9 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     except ProsperError as exc:
         if debug:
             raise
+        from rich.markup import escape
+
         from prosper.cli.common import err_console
 
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escape: messages hold brackets ("[malformed]", "prosper-retrieval[ray]") that are not markup
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         if debug:

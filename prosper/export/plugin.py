@@ -27,10 +27,41 @@ def _lucene(params):
     return LuceneExporter(params)
 
 
+def _milvus(params):
+    """Item vectors upserted into a Milvus collection (server URI or Milvus Lite .db); needs prosper-retrieval[milvus]."""
+    from prosper.export.milvus import MilvusExporter
+
+    return MilvusExporter(params)
+
+
+def _opensearch(params):
+    """OpenSearch bulk NDJSON (rank_features field), index mapping, neural_sparse query bodies."""
+    from prosper.export.opensearch import OpenSearchExporter
+
+    return OpenSearchExporter(params)
+
+
+def _elasticsearch(params):
+    """Elasticsearch bulk NDJSON (sparse_vector field), index mapping, sparse_vector query bodies."""
+    from prosper.export.elasticsearch import ElasticsearchExporter
+
+    return ElasticsearchExporter(params)
+
+
 @hookimpl
 def register_exporters(register):
-    from prosper.export.params import JsonlParams, LuceneParams, ParquetParams
+    from prosper.export.params import (
+        ElasticsearchParams,
+        JsonlParams,
+        LuceneParams,
+        MilvusParams,
+        OpenSearchParams,
+        ParquetParams,
+    )
 
     register("jsonl", _jsonl, JsonlParams)
     register("parquet", _parquet, ParquetParams)
     register("lucene", _lucene, LuceneParams)
+    register("milvus", _milvus, MilvusParams)
+    register("opensearch", _opensearch, OpenSearchParams)
+    register("elasticsearch", _elasticsearch, ElasticsearchParams)

@@ -10,6 +10,6 @@ is L2-normalised).
 
 from __future__ import annotations
 
-from prosper.components import RankingLoss, TrainingBatch, query_l2_score
+from prosper.components import RankingLoss, TrainingBatch
 
-__all__ = ["RankingLoss", "TrainingBatch", "query_l2_score"]
+__all__ = ["RankingLoss", "TrainingBatch"]
