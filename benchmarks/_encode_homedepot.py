@@ -1,8 +1,8 @@
 """Encode the Home Depot corpus and queries with splade-tiny, cached under /tmp (not the repo).
 
-Uses prosper's own ``SparseEncoder`` when it can load ``splade-tiny``; otherwise the
-sentence-transformers ``SparseEncoder`` (the route the dataset README's anchors used). Prints
-which one it used; the cache records it too.
+Uses prosper's own ``SparseEncoder.from_pretrained`` on the plain ``splade-tiny`` folder (the
+same vectors as sentence-transformers' ``SparseEncoder``, the route the dataset README's anchors
+used, kept here as ``_encode_st``). The cache records which encoder wrote it.
 """
 
 from __future__ import annotations
@@ -69,10 +69,8 @@ def _encode_st(texts, ids, side):
 def _encode_prosper(texts, ids, side):
     from prosper.modeling.encoder import SparseEncoder
 
-    enc = SparseEncoder.load(MODEL) if (MODEL / "prosper.yaml").exists() else None
-    if enc is None:
-        raise RuntimeError("splade-tiny is not a prosper checkpoint")
-    return enc.encode(texts, side=side, batch_size=64, ids=ids), "prosper SparseEncoder"
+    enc = SparseEncoder.from_pretrained(MODEL, device="cpu")  # plain SPLADE: max pooling, no LRN/LFW, dot
+    return enc.encode(texts, side=side, batch_size=64, ids=ids), "prosper SparseEncoder.from_pretrained"
 
 
 def encoded(side: str) -> tuple[SparseVectors, dict]:
@@ -83,7 +81,7 @@ def encoded(side: str) -> tuple[SparseVectors, dict]:
         return _load(path)
     ids, texts = _texts(DATA / ("corpus.jsonl" if side == "item" else "queries.jsonl"))
     start = time.time()
-    vectors, how = _encode_st(texts, ids, side)
+    vectors, how = _encode_prosper(texts, ids, side)
     info = {"encoder": how, "model": str(MODEL), "seconds": time.time() - start}
     _save(path, vectors, info)
     return vectors, info

@@ -282,15 +282,12 @@ def run_st(args, bench, name: str, factor: float) -> dict:
 
 
 def plain_splade(path) -> object:
-    """A plain masked-LM SPLADE model (max pooling, dot product, no LRN or LFW) as a prosper encoder."""
+    """A plain masked-LM SPLADE model (max pooling, dot product, no LRN or LFW) as a prosper encoder,
+    truncated at 64 tokens like the prosper systems (``from_pretrained`` alone would take the
+    model's own 512)."""
     from prosper.modeling.encoder import SparseEncoder
-    from prosper.settings import resolve
 
-    settings = resolve(overrides=[
-        "model.backbone.name=bert", f"model.backbone.path={path}", "model.device=cpu",
-        "model.lrn.enabled=false", "model.lfw.enabled=false", "model.scoring=none",
-    ], environ={})
-    return SparseEncoder.from_settings(settings.model, device="cpu")
+    return SparseEncoder.from_pretrained(path, device="cpu", max_length=64)
 
 
 def run_bm25(args, bench) -> dict:

@@ -178,8 +178,8 @@ def st_pairs(args):
     anchors, positives = [], []
     for position in range(args.steps):
         batch = make_batch(data, plan.indices(position), position, args.seed, 0)
-        anchors += batch["query_texts"]
-        positives += batch["item_texts"]
+        anchors += batch.query_texts
+        positives += batch.item_texts
     return anchors, positives
 
 

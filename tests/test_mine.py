@@ -327,7 +327,7 @@ def tiny_model(tmp_path_factory):
     from tests.training_helpers import one_thread
 
     from prosper.modeling.encoder import SparseEncoder
-    from prosper.modeling.scratch import build_random_masked_lm, train_tokenizer
+    from prosper.demo.scratch import build_random_masked_lm, train_tokenizer
     from prosper.settings import ModelSettings
 
     root = tmp_path_factory.mktemp("mine-model")
@@ -401,7 +401,7 @@ def test_mined_triples_train_as_is(beir, tmp_path, tiny_model, clean_env):
     from prosper.data.training import make_batch
 
     batch = make_batch(data, [0, 1, 2, 3], position=0, seed=3, hard_negatives=2)
-    drawn = batch["item_ids"][4:]  # 2 hard negatives per query, drawn from its mined ones
+    drawn = batch.item_ids[4:]  # 2 hard negatives per query, drawn from its mined ones
     for row in range(4):
         assert set(drawn[2 * row : 2 * row + 2]) <= set(records[row]["negatives"])
     with one_thread():

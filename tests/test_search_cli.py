@@ -37,6 +37,8 @@ class FakeEncoder:
     def load(cls, checkpoint, device=None, **kw):
         return cls()
 
+    from_pretrained = load  # what --model / --checkpoint call
+
     def vocabulary(self):
         return list(WORDS)
 

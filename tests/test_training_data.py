@@ -133,9 +133,9 @@ def test_make_batch_layout_and_determinism(beir, tmp_path):
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     data = load_training_data(DataSettings(path=str(beir), triples=str(path)))
     batch = make_batch(data, np.array([2, 0]), position=5, seed=1, hard_negatives=2)
-    assert batch["query_ids"] == ["q2", "q0"]
-    assert batch["item_ids"][:2] == ["d2", "d0"]
-    assert len(batch["item_ids"]) == 2 + 2 * 2 and set(batch["item_ids"][2:]) <= {"d5", "d6", "d7"}
-    assert batch["positive_index"].tolist()[0][0] == data.item_ids.index("d2")
+    assert batch.query_ids == ["q2", "q0"]
+    assert batch.item_ids[:2] == ["d2", "d0"]
+    assert len(batch.item_ids) == 2 + 2 * 2 and set(batch.item_ids[2:]) <= {"d5", "d6", "d7"}
+    assert batch.positive_index.tolist()[0][0] == data.item_ids.index("d2")
     again = make_batch(data, np.array([2, 0]), position=5, seed=1, hard_negatives=2)
-    assert again["item_ids"] == batch["item_ids"]
+    assert again.item_ids == batch.item_ids

@@ -17,7 +17,7 @@ from prosper.cli.common import ConfigOption, OverridesArgument, console
 def explain_command(
     text: Annotated[str, typer.Argument(help="The query or item text to explain.", show_default=False)],
     checkpoint: Annotated[
-        Optional[Path], typer.Option("--checkpoint", help="Checkpoint folder; without it the model comes from the settings.")
+        Optional[Path], typer.Option("--model", "--checkpoint", help="Model: a prosper checkpoint, a SPLADE folder or a Hugging Face hub id; --checkpoint is an alias. Without it the model comes from the settings.")
     ] = None,
     side: Annotated[str, typer.Option("--side", help="query or item (LFW k, LRN side and analysis modes differ).")] = "query",
     top: Annotated[int, typer.Option("--top", min=1, help="How many terms to show.")] = 30,
@@ -41,7 +41,7 @@ def explain_command(
         from prosper.settings import parse_overrides
 
         model_overrides = parse_overrides([o for o in overrides or [] if o.strip().startswith("model.")]).get("model", {})
-        encoder = SparseEncoder.load(checkpoint, device=device, **model_overrides)
+        encoder = SparseEncoder.from_pretrained(str(checkpoint), device=device, **model_overrides)
     else:
         from prosper.cli.common import resolve_settings
         from prosper.modeling.encoder import SparseEncoder

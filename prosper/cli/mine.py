@@ -15,7 +15,7 @@ def mine_command(
     data: Annotated[Path, typer.Option("--data", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Triples file to write (*.jsonl); a .meta.json sidecar goes beside it.")],
     bm25: Annotated[bool, typer.Option("--bm25", help="Rank with BM25 (bm25s, the eval baseline's analyzer).")] = False,
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "--model", help="Rank with this prosper checkpoint (exact search, its scoring).")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--model", "--checkpoint", help="Rank with this model, exact search with its scoring (a prosper checkpoint, a SPLADE folder or a Hugging Face hub id; --checkpoint is an alias).")] = None,
     split: Annotated[str, typer.Option("--split", help="qrels/<split>.tsv whose queries get negatives.")] = "train",
     depth: Annotated[int, typer.Option("--depth", help="Candidates looked at per query.")] = 100,
     num_negatives: Annotated[int, typer.Option("--num-negatives", "-n", help="Negatives kept per query.")] = 8,

@@ -1,6 +1,7 @@
-"""``infer``: load a checkpoint and encode a collection into exporter files (the CLI's API).
+"""``infer``: load a model and encode a collection into exporter files (the CLI's API).
 
-Three lines from Python::
+The model is a prosper checkpoint, a plain SPLADE folder or a hub id (see
+:mod:`prosper.modeling.pretrained`). Three lines from Python::
 
     from prosper.inference.api import infer
     summary = infer("runs/prosper/best", "data/shop", side="item", output="items.parquet")
@@ -30,10 +31,11 @@ def default_device(device: str | None) -> str | None:
 
 
 def load_encoder(checkpoint: str | Path, device: str | None = None, **model_overrides: Any):
-    """``SparseEncoder.load`` (safetensors only; see prosper.modeling.encoder)."""
+    """``SparseEncoder.from_pretrained``: a prosper checkpoint, a plain SPLADE model or a causal
+    LM, by folder or hub id (safetensors only; see prosper.modeling.pretrained)."""
     from prosper.modeling.encoder import SparseEncoder
 
-    return SparseEncoder.load(checkpoint, device=default_device(device), **model_overrides)
+    return SparseEncoder.from_pretrained(str(checkpoint), device=default_device(device), **model_overrides)
 
 
 def infer(
@@ -49,8 +51,13 @@ def infer(
     model_overrides: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> EncodeSummary:
-    """Encode ``input`` with the checkpoint and write it with ``exporter``; see
-    :func:`prosper.inference.driver.encode_collection` for ``settings`` and the keyword options."""
-    encoder = load_encoder(checkpoint, device, **(model_overrides or {}))
-    metadata = {"checkpoint": str(checkpoint), **kwargs.pop("metadata", {})}
+    """Encode ``input`` with the model (checkpoint, SPLADE folder or hub id) and write it with
+    ``exporter``; see :func:`prosper.inference.driver.encode_collection` for ``settings`` and the
+    keyword options. The model's scoring goes into the file's metadata, so an index built from
+    it searches with that scoring by default."""
+    overrides = dict(model_overrides or {})
+    device = device or overrides.pop("device", None)  # --device wins over a model.device=... override
+    encoder = load_encoder(checkpoint, device, **overrides)
+    scoring = getattr(getattr(encoder, "settings", None), "scoring", None)
+    metadata = {"checkpoint": str(checkpoint), **({"scoring": scoring} if scoring else {}), **kwargs.pop("metadata", {})}
     return encode_collection(encoder, input, side, output, exporter, settings, resume, metadata=metadata, **kwargs)

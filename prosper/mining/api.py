@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from prosper.errors import CheckpointError, ConfigError, InputError
+from prosper.errors import ConfigError, InputError
 from prosper.mining.output import ResumableJsonl
 from prosper.mining.select import MiningOptions, Selection, select_negatives
 
@@ -41,7 +41,7 @@ class MiningSummary:
     seconds: float
 
 
-def _check_inputs(data: Path, split: str, checkpoint: Path | None) -> Path:
+def _check_inputs(data: Path, split: str, checkpoint: str | None) -> Path:
     """Fail on a missing folder, split or checkpoint before anything is read or loaded."""
     from prosper.data.collections import resolve_collection
     from prosper.data.qrels import split_path
@@ -54,13 +54,16 @@ def _check_inputs(data: Path, split: str, checkpoint: Path | None) -> Path:
         raise ConfigError(f"--split {split}: {qrels} not found (splits there: {', '.join(known) or 'none'})")
     resolve_collection(data, "item")
     resolve_collection(data, "query")
-    if checkpoint is not None:
-        from prosper.modeling.checkpoint import read_settings
+    if checkpoint is not None:  # a prosper checkpoint, a SPLADE folder or a hub id, inspected without loading
+        from prosper.modeling.pretrained import inspect_pretrained
 
-        if not checkpoint.is_dir():
-            raise CheckpointError(f"{checkpoint}: checkpoint directory not found")
-        read_settings(checkpoint)
+        inspect_pretrained(checkpoint)
     return qrels
+
+
+def _model_name(model: str) -> str:
+    """A local model folder's absolute path, or the hub id as given."""
+    return str(Path(model).resolve()) if Path(model).exists() else model
 
 
 def _record(qid: str, positives: list[str], selection: Selection, source: str) -> dict:
@@ -142,9 +145,9 @@ def mine_hard_negatives(
     if chunk_size < 1:
         raise ConfigError(f"--chunk-size must be at least 1 (got {chunk_size})")
     data = Path(data).resolve()
-    checkpoint = None if checkpoint is None else Path(checkpoint)
+    checkpoint = None if checkpoint is None else str(checkpoint)
     qrels_path = _check_inputs(data, split, checkpoint)
-    source_name = "bm25" if bm25 else str(checkpoint.resolve()) if checkpoint is not None else str(source.name)
+    source_name = "bm25" if bm25 else _model_name(checkpoint) if checkpoint is not None else str(source.name)
     fingerprint = {
         "source": source_name, "data": str(data), "split": split,
         "title_field": title_field, "text_field": text_field, **options.to_dict(),

@@ -45,9 +45,9 @@ class CheckpointSource:
         from prosper.retrieval.api import resolve_scoring
         from prosper.retrieval.index import InvertedIndex
 
-        self.name = str(Path(checkpoint).resolve())
+        self.name = str(Path(checkpoint).resolve()) if Path(checkpoint).exists() else str(checkpoint)
         self.batch_size = batch_size
-        self.encoder = SparseEncoder.load(checkpoint, device=device)
+        self.encoder = SparseEncoder.from_pretrained(str(checkpoint), device=device)
         self.scoring = resolve_scoring(None, None, self.encoder)
         items = self.encoder.encode(
             list(item_texts), side="item", batch_size=batch_size, ids=list(item_ids), show_progress=progress

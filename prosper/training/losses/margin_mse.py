@@ -4,7 +4,7 @@ Cross-Architecture Knowledge Distillation", 2020); METHOD.md: orthogonal to PROS
 For query i with positive d_i^+ and hard negatives d_ij^-, match the student's score margin to
 the teacher's: ``L = mean_ij ( (s(q_i,d_i^+) - s(q_i,d_ij^-)) - (t_i^+ - t_ij^-) )^2``.
 Needs hard negatives (``train.hard_negatives >= 1``) and teacher scores from the triples file
-(``batch["teacher_scores"]``: ``[B, 1 + h]``, positive first).
+(``batch.teacher_scores``: ``[B, 1 + h]``, positive first).
 """
 
 from __future__ import annotations
