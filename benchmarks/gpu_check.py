@@ -126,7 +126,7 @@ def part_throughput(model_dir: Path, n: int, batch: int) -> dict:
 
 
 def part_amp_training(model_dir: Path, work: Path, amp: str, steps: int) -> dict:
-    from prosper.data.synth import generate
+    from prosper.demo.synth import generate
     from prosper.settings import load_settings
     from prosper.training.trainer import train
 

@@ -13,7 +13,7 @@ memory is the tracemalloc peak of one extra (untimed) run per exporter, plus the
 
 End to end (read, encode, write): ``../shared/models/splade-tiny`` on the Home Depot titles
 (``--limit`` of them) when ``../shared`` is present, else a tiny random BERT built with
-``prosper.modeling.scratch`` on synthetic titles. Results go to benchmarks/results/infer.json.
+``prosper.demo.scratch`` on synthetic titles. Results go to benchmarks/results/infer.json.
 """
 
 from __future__ import annotations
@@ -169,8 +169,8 @@ def end_to_end(limit: int, work: Path) -> dict:
     if homedepot.is_dir() and splade.is_dir():
         source, model_path, label = homedepot, splade, "splade-tiny on homedepot titles"
     else:
-        from prosper.data.synth import generate
-        from prosper.modeling.scratch import build_random_masked_lm, train_tokenizer
+        from prosper.demo.synth import generate
+        from prosper.demo.scratch import build_random_masked_lm, train_tokenizer
 
         generate(work / "synth", seed=0)
         tok = train_tokenizer(None, vocab_size=1000, kind="wordpiece")

@@ -60,7 +60,7 @@ def tokenizer_for(vocab_size: int):
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(str(TOKENIZER))
-    from prosper.modeling.scratch import train_tokenizer
+    from prosper.demo.scratch import train_tokenizer
 
     return train_tokenizer(vocab_size=512)
 

@@ -76,12 +76,23 @@ def test_tiny_demo_writes_every_artefact(tmp_path, capsys):
     assert summary["explanations"] and all(e["terms"] for e in summary["explanations"])
     for e in summary["explanations"]:
         assert all(t["weight"] > 0 for t in e["terms"])
+        # decoded for people: no byte-level BPE markers (Ġ = space, Ċ = newline), no control characters
+        for t in e["terms"]:
+            assert t["term"] and not set(t["term"]) & {"Ġ", "Ċ"} and all(ord(c) >= 0x20 for c in t["term"]), t
     # the run files hold every dev query the channels answered
     dev = {line.split("\t")[0] for line in (out / "data/qrels/dev.tsv").read_text().splitlines()[1:]}
     bm25_qids = {line.split()[0] for line in (out / "runs/bm25.dev.trec").read_text().splitlines()}
     assert bm25_qids <= dev and len(bm25_qids) >= len(dev) - 2
     md = (out / "summary.md").read_text()
     assert "| synonym |" in md and "nDCG@10 prosper" in md
+    assert all(ord(c) >= 0x20 or c == "\n" for c in md) and "Ġ" not in md
+    # the figures are the evaluation pipeline's: ir-measures over the written run, zeros included
+    from prosper.data.qrels import read_qrels
+    from prosper.evaluation.metrics import evaluate
+    from prosper.retrieval.runs import read_run
+
+    again = evaluate(read_run(out / "runs/prosper.dev.trec"), read_qrels(out / "data/qrels/dev.tsv"), MEASURES)
+    assert {m: summary["metrics"]["prosper"]["all"][m] for m in MEASURES} == pytest.approx(again, abs=5e-5)
     # the fused runs sit beside both channels; the channel analysis stays of the two channels
     for method in ("rrf", "combsum"):
         assert (out / f"runs/{method}.dev.trec").is_file()
@@ -91,6 +102,6 @@ def test_tiny_demo_writes_every_artefact(tmp_path, capsys):
     assert summary["channels"]["channels"] == ["prosper", "bm25"]
     assert "## Fusion with BM25" in md and "prosper+bm25 (rrf)" in md
     # a demo folder may be replaced by the next run; other folders never are
-    from prosper.demo import _check_demo_folder
+    from prosper.demo.pipeline import check_demo_folder
 
-    _check_demo_folder(out)
+    check_demo_folder(out)

@@ -14,7 +14,7 @@ from prosper.cli.app import main  # noqa: E402
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     from prosper.modeling.encoder import SparseEncoder
-    from prosper.modeling.scratch import build_random_causal_lm, train_tokenizer
+    from prosper.demo.scratch import build_random_causal_lm, train_tokenizer
     from prosper.settings import ModelSettings
 
     root = tmp_path_factory.mktemp("explain")

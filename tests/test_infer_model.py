@@ -25,7 +25,7 @@ def _titles(n, seed=0):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from prosper.modeling.scratch import build_random_causal_lm, train_tokenizer
+    from prosper.demo.scratch import build_random_causal_lm, train_tokenizer
 
     root = tmp_path_factory.mktemp("tiny")
     tokenizer = train_tokenizer(_titles(200), vocab_size=300)

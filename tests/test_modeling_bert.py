@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from prosper.modeling.encoder import SparseEncoder  # noqa: E402
-from prosper.modeling.scratch import build_random_masked_lm, train_tokenizer  # noqa: E402
+from prosper.demo.scratch import build_random_masked_lm, train_tokenizer  # noqa: E402
 from prosper.settings import ModelSettings  # noqa: E402
 
 TEXTS = ["Cordless drill with lithium battery", "sink", "LED light bulb 60 watt equivalent soft white"]

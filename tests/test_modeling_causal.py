@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from prosper.errors import ConfigError, DeviceError  # noqa: E402
 from prosper.modeling.encoder import SparseEncoder  # noqa: E402
-from prosper.modeling.scratch import build_random_causal_lm, train_tokenizer  # noqa: E402
+from prosper.demo.scratch import build_random_causal_lm, train_tokenizer  # noqa: E402
 from prosper.modeling.transforms import log_saturation  # noqa: E402
 from prosper.settings import ModelSettings  # noqa: E402
 
@@ -189,7 +189,7 @@ def test_precisions_on_cpu(model_dir):
 
 
 def test_echo_is_refused_for_masked_lms(tmp_path):
-    from prosper.modeling.scratch import build_random_masked_lm
+    from prosper.demo.scratch import build_random_masked_lm
 
     tok = train_tokenizer(vocab_size=200, kind="wordpiece")
     path = build_random_masked_lm(tok, tmp_path / "bert", hidden_size=32)

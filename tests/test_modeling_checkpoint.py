@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from prosper.errors import CheckpointError  # noqa: E402
 from prosper.modeling.encoder import SparseEncoder  # noqa: E402
-from prosper.modeling.scratch import build_random_causal_lm, train_tokenizer  # noqa: E402
+from prosper.demo.scratch import build_random_causal_lm, train_tokenizer  # noqa: E402
 from prosper.settings import ModelSettings  # noqa: E402
 
 TEXTS = ["cordless drill with lithium battery", "sink", "garden hose 50 ft"]

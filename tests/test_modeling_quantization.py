@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from prosper.modeling.encoder import SparseEncoder  # noqa: E402
-from prosper.modeling.scratch import build_random_causal_lm, train_tokenizer  # noqa: E402
+from prosper.demo.scratch import build_random_causal_lm, train_tokenizer  # noqa: E402
 from prosper.settings import ModelSettings  # noqa: E402
 
 TEXTS = ["cordless drill with lithium battery", "sink", "led light bulb 60 watt equivalent soft white"]

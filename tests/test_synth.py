@@ -9,7 +9,7 @@ import re
 import pytest
 
 from prosper.data.qrels import read_qrels
-from prosper.data.synth import (
+from prosper.demo.synth import (
     DEPARTMENTS,
     KINDS,
     catalog_words,

@@ -7,14 +7,14 @@ from pathlib import Path
 
 
 def build_shop(root: Path) -> Path:
-    from prosper.data.synth import generate
+    from prosper.demo.synth import generate
 
     return generate(root / "shop", seed=0, n_products=120, n_queries=90)
 
 
 def build_backbone(root: Path, kind: str = "qwen") -> Path:
     from prosper.data.collections import load_texts
-    from prosper.modeling.scratch import build_random_causal_lm, build_random_masked_lm, train_tokenizer
+    from prosper.demo.scratch import build_random_causal_lm, build_random_masked_lm, train_tokenizer
 
     shop = root / "shop"
     texts = list(load_texts(shop, "item").values()) + list(load_texts(shop, "query").values())

@@ -22,12 +22,12 @@ def synth(
 ) -> None:
     """Generate a catalog with brands, model numbers and attributes, and queries of six kinds
     (model numbers, brand + category, attributes, synonyms, hypernyms, misspellings) with graded
-    judgments. See ``prosper.data.synth`` for the details."""
+    judgments. See ``prosper.demo.synth`` for the details."""
     import json
 
     from rich.table import Table
 
-    from prosper.data.synth import KINDS, generate
+    from prosper.demo.synth import KINDS, generate
 
     out = generate(out_dir, seed=seed, n_products=products, n_queries=queries, dev_fraction=dev_fraction)
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))

@@ -12,8 +12,10 @@ Hit@k         ``Success(rel=1)@k``        grade >= ``rel`` (default 1): a releva
 ============  ==========================  ==============================================
 
 Any other string is parsed by ``ir_measures.parse_measure`` (e.g. ``"P@5"``, ``"AP"``). Means are
-taken by ir-measures over every query in the qrels: a query missing from the run, or with no
-relevant item, counts as 0.
+over every query in the qrels (:func:`mean_over`): a judged query missing from the run, with no
+hits, or with no relevant item counts as 0 for every measure. ir-measures computes the values of
+the queries that have hits; the zeros are filled in here, so the rule does not depend on the
+ir-measures backend.
 """
 
 from __future__ import annotations
@@ -60,25 +62,15 @@ def to_ir_measure(name: str, mrr_rel: int = 2, rel: int = 1):
     return Success(rel=rel) @ cutoff
 
 
-def evaluate(
-    run: Mapping[str, Mapping[str, float]],
-    qrels: Mapping[str, Mapping[str, int]],
-    measures: Sequence[str] = DEFAULT_MEASURES,
-    mrr_rel: int = 2,
-    rel: int = 1,
-) -> dict[str, float]:
-    """Mean of each measure over the qrels' queries, keyed by the names given, in their order."""
-    import ir_measures
-
-    mapping = {name: to_ir_measure(name, mrr_rel, rel) for name in measures}
-    run = {qid: {d: float(s) for d, s in hits.items()} for qid, hits in run.items()}
-    qrels = {qid: {d: int(g) for d, g in judged.items()} for qid, judged in qrels.items()}
+def _checked(run, qrels) -> tuple[dict, dict]:
+    """Plain ``{qid: {docid: float}}`` / ``{qid: {docid: int}}`` copies; empty qrels are an error."""
+    qrels = {str(qid): {str(d): int(g) for d, g in judged.items()} for qid, judged in qrels.items()}
     if not qrels:
         from prosper.errors import InputError
 
         raise InputError("the qrels hold no judgments")
-    values = ir_measures.calc_aggregate(list(mapping.values()), qrels, run)
-    return {name: float(values[measure]) for name, measure in mapping.items()}
+    run = {str(qid): {str(d): float(s) for d, s in hits.items()} for qid, hits in run.items()}
+    return run, qrels
 
 
 def per_query(
@@ -88,15 +80,49 @@ def per_query(
     mrr_rel: int = 2,
     rel: int = 1,
 ) -> dict[str, dict[str, float]]:
-    """``{qid: {measure name: value}}`` for every query ir-measures evaluates."""
+    """``{qid: {measure name: value}}`` for **every** query of the qrels, in the qrels' order.
+
+    A judged query the run does not answer (missing, or with no hits) gets 0 for every measure;
+    queries of the run without judgments are left out. This is the rule of every mean prosper
+    reports (:func:`mean_over`).
+    """
     import ir_measures
 
+    run, qrels = _checked(run, qrels)
     mapping = {name: to_ir_measure(name, mrr_rel, rel) for name in measures}
     back = {str(m): name for name, m in mapping.items()}
-    out: dict[str, dict[str, float]] = {}
-    for metric in ir_measures.iter_calc(list(mapping.values()), dict(qrels), dict(run)):
-        out.setdefault(metric.query_id, {})[back[str(metric.measure)]] = float(metric.value)
+    out = {qid: dict.fromkeys(mapping, 0.0) for qid in qrels}
+    answered = {qid: hits for qid, hits in run.items() if hits and qid in qrels}
+    if answered:
+        for metric in ir_measures.iter_calc(list(mapping.values()), qrels, answered):
+            if metric.query_id in out:
+                out[metric.query_id][back[str(metric.measure)]] = float(metric.value)
     return out
+
+
+def mean_over(
+    values: Mapping[str, Mapping[str, float]], qids: Sequence[str], measures: Sequence[str]
+) -> dict[str, float]:
+    """Mean of each measure over ``qids``; a query absent from ``values`` counts as 0.
+
+    The one rule for queries without hits, shared by ``prosper eval``, training validation and
+    the demo: they count as zero for every measure, and the mean is over all judged queries.
+    """
+    qids = list(qids)
+    if not qids:
+        return dict.fromkeys(measures, 0.0)
+    return {name: float(sum(values.get(q, {}).get(name, 0.0) for q in qids) / len(qids)) for name in measures}
+
+
+def evaluate(
+    run: Mapping[str, Mapping[str, float]],
+    qrels: Mapping[str, Mapping[str, int]],
+    measures: Sequence[str] = DEFAULT_MEASURES,
+    mrr_rel: int = 2,
+    rel: int = 1,
+) -> dict[str, float]:
+    """Mean of each measure over the qrels' queries, keyed by the names given, in their order."""
+    return mean_over(per_query(run, qrels, measures, mrr_rel, rel), list(qrels), measures)
 
 
 def sparsity_stats(queries, index, query_top_terms: int | None = None) -> dict[str, float]:

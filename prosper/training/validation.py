@@ -1,12 +1,15 @@
 """Validation during training: Recall@K and MRR@10 of held-out queries against the corpus.
 
-The dev set is the ``data.dev_split`` qrels: at most ``data.max_dev_queries`` queries (a seeded
-sample; the paper picks the best checkpoint on 500 validation queries) searched against
+The dev set is the ``data.dev_split`` qrels: at most ``data.max_dev_queries`` judged queries (a
+seeded sample; the paper picks the best checkpoint on 500 validation queries) searched against
 ``data.max_dev_items`` items: every item judged for those queries plus a seeded sample of the
 rest of the corpus (reservoir sampling while streaming, so any corpus size fits), or the whole
-corpus when ``data.max_dev_items`` is null. Items are encoded with the model being trained and
-searched exactly with :class:`prosper.retrieval.index.InvertedIndex` under the model's scoring
-rule (Eq. 11); metrics come from ``ir_measures``.
+corpus when ``data.max_dev_items`` is null. The model being trained is evaluated by the one
+evaluation pipeline (:func:`prosper.evaluation.pipeline.run_pipeline`, the one ``prosper eval``
+and the demo use): exact search under the model's scoring rule (Eq. 11), a query without hits
+counting as zero, means over all the dev set's queries. Relevance is ``data.min_grade`` for both
+measures, so on the whole dev split (``max_dev_queries`` >= its size, ``max_dev_items: null``)
+the numbers equal ``prosper eval``'s with ``search.mrr_rel`` and ``search.rel`` at that grade.
 """
 
 from __future__ import annotations
@@ -16,18 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from prosper.evaluation.evalset import EvalSet
+
 
 @dataclass
-class DevSet:
-    query_ids: list[str]
-    query_texts: list[str]
-    item_ids: list[str]
-    item_texts: list[str]
-    qrels: dict[str, dict[str, int]]
-    min_grade: int
+class DevSet(EvalSet):
+    """The sampled dev set, with the grade at which an item counts as relevant."""
 
-    def __len__(self) -> int:
-        return len(self.query_ids)
+    min_grade: int = 1
 
 
 def build_dev_set(data_settings, seed: int = 0) -> DevSet | None:
@@ -42,7 +41,7 @@ def build_dev_set(data_settings, seed: int = 0) -> DevSet | None:
         return None
     qrels = read_qrels(path)
     min_grade = data_settings.min_grade
-    qids = sorted(q for q, judged in qrels.items() if any(g >= min_grade for g in judged.values()))
+    qids = sorted(qrels)  # every judged query: one without a relevant item counts as zero, as in `prosper eval`
     rng = np.random.default_rng([seed, 1])
     if len(qids) > data_settings.max_dev_queries:
         qids = sorted(rng.choice(qids, size=data_settings.max_dev_queries, replace=False).tolist())
@@ -58,25 +57,25 @@ def build_dev_set(data_settings, seed: int = 0) -> DevSet | None:
             query_text[record.id] = record.text
     qids = [q for q in qids if q in query_text]
     limit = data_settings.max_dev_items
-    judged_items: dict[str, str] = {}
-    sample: list[tuple[str, str]] = []  # reservoir of unjudged items
+    judged_items: list[tuple[int, str, str]] = []  # (corpus position, id, text)
+    sample: list[tuple[int, str, str]] = []  # reservoir of unjudged items
     seen_other = 0
-    for record in iter_collection(Path(corpus), "item", **fields):
+    for position, record in enumerate(iter_collection(Path(corpus), "item", **fields)):
+        entry = (position, record.id, record.text)
         if record.id in judged:
-            judged_items[record.id] = record.text
+            judged_items.append(entry)
             continue
         seen_other += 1
-        if limit is None:
-            sample.append((record.id, record.text))
-        elif len(sample) < limit:
-            sample.append((record.id, record.text))
+        if limit is None or len(sample) < limit:
+            sample.append(entry)
         else:
             j = int(rng.integers(seen_other))
             if j < limit:
-                sample[j] = (record.id, record.text)
+                sample[j] = entry
     room = None if limit is None else max(0, limit - len(judged_items))
     others = sample if room is None else sample[:room]
-    items = list(judged_items.items()) + sorted(others)
+    # corpus order, as `prosper eval` indexes them: equal scores then rank items the same way
+    items = [(i, t) for _, i, t in sorted(judged_items + others)]
     if not qids or not items:
         return None
     return DevSet(
@@ -90,38 +89,20 @@ def build_dev_set(data_settings, seed: int = 0) -> DevSet | None:
 
 
 def evaluate_encoder(encoder, dev: DevSet, *, recall_k: int = 100, batch_size: int = 128) -> dict[str, float]:
-    """Encode the dev queries and items, search exactly, return MRR@10, Recall@K and nnz."""
-    import torch
+    """Encode the dev queries and items, search exactly, return MRR@10, Recall@K and nnz.
 
-    from prosper.retrieval.index import InvertedIndex
+    Keys: ``mrr@10``, ``recall@<recall_k>``, ``nnz_query``, ``nnz_item`` (mean non-zeros).
+    """
+    from prosper.evaluation.pipeline import run_pipeline
+    from prosper.settings import SearchSettings
 
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        with torch.no_grad():
-            items = encoder.encode(dev.item_texts, side="item", batch_size=batch_size, ids=dev.item_ids)
-            queries = encoder.encode(dev.query_texts, side="query", batch_size=batch_size, ids=dev.query_ids)
-    finally:
-        encoder.train(was_training)
-    index = InvertedIndex.build(items)
-    results = index.search(queries, k=max(recall_k, 10), scoring=encoder.settings.scoring)
-    run = {
-        qid: {str(doc): float(score) for doc, score in zip(res.ids, res.scores)}
-        for qid, res in zip(dev.query_ids, results)
+    search = SearchSettings(k=max(recall_k, 10), mrr_rel=dev.min_grade, rel=dev.min_grade)  # exact searcher
+    measures = ("MRR@10", f"Recall@{recall_k}")
+    result = run_pipeline(dev, search, encoder, measures=measures, batch_size=batch_size, stats=False)
+    means = result.systems["prosper"]
+    return {
+        "mrr@10": means["MRR@10"],
+        f"recall@{recall_k}": means[f"Recall@{recall_k}"],
+        "nnz_query": float(result.queries.nnz.mean()) if len(result.queries) else 0.0,
+        "nnz_item": float(result.items.nnz.mean()) if len(result.items) else 0.0,
     }
-    metrics = ranking_metrics(run, dev.qrels, recall_k=recall_k, min_grade=dev.min_grade)
-    metrics["nnz_query"] = float(queries.nnz.mean()) if len(queries) else 0.0
-    metrics["nnz_item"] = float(items.nnz.mean()) if len(items) else 0.0
-    return metrics
-
-
-def ranking_metrics(run, qrels, *, recall_k: int = 100, min_grade: int = 1) -> dict[str, float]:
-    """MRR@10 and Recall@K (relevant: grade >= ``min_grade``), averaged over the judged queries."""
-    import ir_measures
-    from ir_measures import RR, R
-
-    measures = [RR(rel=min_grade) @ 10, R(rel=min_grade) @ recall_k]
-    # Queries that retrieved nothing still count (as zeros).
-    run = {q: (docs or {"__none__": 0.0}) for q, docs in run.items()}
-    values = ir_measures.calc_aggregate(measures, qrels, run)
-    return {"mrr@10": float(values[measures[0]]), f"recall@{recall_k}": float(values[measures[1]])}

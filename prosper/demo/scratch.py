@@ -1,4 +1,4 @@
-"""Tiny random models and tokenizers built from scratch, for tests, demos and benchmarks.
+"""Tiny random models and tokenizers built from scratch: the demo's backbone, and tests and benchmarks.
 
 Nothing here downloads anything: a byte-level BPE (causal) or WordPiece (masked LM) tokenizer
 is trained on the given texts with the ``tokenizers`` library, and a randomly initialised
@@ -107,7 +107,24 @@ def train_tokenizer(
     raise ValueError(f"unknown tokenizer kind {kind!r} (bpe | wordpiece)")
 
 
-def _save(model, tokenizer, out_dir: str | Path) -> Path:
+def _sizes(tokenizer, hidden_size: int, layers: int, heads: int) -> dict:
+    """The config fields both architectures share: sized to the tokenizer, FFN twice the width."""
+    return dict(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def _build_and_save(auto_class, config, tokenizer, out_dir: str | Path, seed: int) -> Path:
+    """Random weights from ``config`` (seeded), saved with the tokenizer as safetensors."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = auto_class.from_config(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
@@ -126,19 +143,13 @@ def build_random_causal_lm(
     tie_word_embeddings: bool = False,
 ) -> Path:
     """A random Qwen2 or Qwen3 causal LM sized to ``tokenizer``, saved (with it) to ``out_dir``."""
-    import torch
     from transformers import AutoModelForCausalLM, Qwen2Config, Qwen3Config
 
     common = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
+        _sizes(tokenizer, hidden_size, layers, heads),
         num_key_value_heads=max(1, heads // 2),
         max_position_embeddings=1024,
         tie_word_embeddings=tie_word_embeddings,
-        pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.eos_token_id,
     )
@@ -148,9 +159,7 @@ def build_random_causal_lm(
         config = Qwen3Config(head_dim=hidden_size // heads, **common)
     else:
         raise ValueError(f"unknown arch {arch!r} (qwen2 | qwen3)")
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config)
-    return _save(model, tokenizer, out_dir)
+    return _build_and_save(AutoModelForCausalLM, config, tokenizer, out_dir, seed)
 
 
 def build_random_masked_lm(
@@ -162,18 +171,27 @@ def build_random_masked_lm(
     seed: int = 0,
 ) -> Path:
     """A random BERT masked LM sized to ``tokenizer``, saved (with it) to ``out_dir``."""
-    import torch
     from transformers import AutoModelForMaskedLM, BertConfig
 
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(seed)
-    model = AutoModelForMaskedLM.from_config(config)
-    return _save(model, tokenizer, out_dir)
+    config = BertConfig(**_sizes(tokenizer, hidden_size, layers, heads), max_position_embeddings=512)
+    return _build_and_save(AutoModelForMaskedLM, config, tokenizer, out_dir, seed)
+
+
+def build_collection_backbone(
+    data_dir: str | Path, target: str | Path, *, vocab_size: int, hidden_size: int, layers: int, heads: int,
+    seed: int = 0, split: str = "train",
+) -> tuple[int, int]:
+    """The demo's backbone: a lowercase byte-level BPE trained on a BEIR folder's items and its
+    ``split`` queries (never the dev ones), and a random Qwen2 sized to it, saved to ``target``.
+
+    Returns ``(tokenizer size, texts it was trained on)``.
+    """
+    from prosper.data.collections import iter_collection
+    from prosper.data.qrels import read_qrels, split_path
+
+    texts = [r.text for r in iter_collection(data_dir, side="item")]
+    wanted = set(read_qrels(split_path(data_dir, split)))
+    texts += [r.text for r in iter_collection(data_dir, side="query") if r.id in wanted]
+    tokenizer = train_tokenizer(texts, vocab_size=vocab_size, kind="bpe", lowercase=True)
+    build_random_causal_lm(tokenizer, target, hidden_size=hidden_size, layers=layers, heads=heads, arch="qwen2", seed=seed)
+    return len(tokenizer), len(texts)
