@@ -268,6 +268,10 @@ class SearchIndex(ABC):
 
     #: The scoring rule (Eq. 11 or an ablation) searches use when none is given.
     scoring: str = "query_l2"
+    #: One term string per term id, when the index was built with its vocabulary.
+    vocabulary: Sequence[str] | None = None
+    #: Item ids in row order, when the index holds them locally (None for a service's index).
+    ids: Sequence[str] | None = None
 
     @abstractmethod
     def __len__(self) -> int:

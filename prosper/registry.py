@@ -72,7 +72,7 @@ class Registry:
 
     def validate(self, kind: str, spec: Mapping[str, Any] | BaseModel, where: str | None = None) -> BaseModel:
         """Validate a ``{name: ..., **params}`` spec against the component's params model."""
-        data = spec.model_dump() if isinstance(spec, BaseModel) else dict(spec)
+        data = spec_dict(spec)
         name = data.pop("name", None)
         if name is None:
             raise ConfigError(f"{where or kind}: missing 'name'")
@@ -88,7 +88,7 @@ class Registry:
 
     def build(self, kind: str, spec: Mapping[str, Any] | BaseModel, where: str | None = None) -> Any:
         """Validate ``spec`` and call the component's factory with the validated params."""
-        data = spec.model_dump() if isinstance(spec, BaseModel) else dict(spec)
+        data = spec_dict(spec)
         params = self.validate(kind, data, where)
         component = self.get(kind, data["name"], where)
         built = component.factory(params)
@@ -99,6 +99,13 @@ class Registry:
                 f"{type(built).__name__}, not a prosper.components.{base.__name__} (see docs/plugins.md)"
             )
         return built
+
+
+def spec_dict(spec: Mapping[str, Any] | BaseModel | str) -> dict[str, Any]:
+    """A component spec as a plain ``{name: ..., **params}`` dict (from a name, dict or model)."""
+    if isinstance(spec, str):
+        return {"name": spec}
+    return spec.model_dump() if isinstance(spec, BaseModel) else dict(spec)
 
 
 def contract_base(kind: str) -> type:

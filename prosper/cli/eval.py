@@ -11,8 +11,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from prosper.cli.common import ConfigOption, OverridesArgument, console
-from prosper.cli.search import FusionOption, _settings
+from prosper.cli.common import (
+    ConfigOption,
+    FusionOption,
+    OverridesArgument,
+    check_input_path,
+    check_model_reference,
+    console,
+    search_settings,
+)
 
 
 def eval_command(
@@ -37,12 +44,14 @@ def eval_command(
     from prosper.errors import ConfigError
     from prosper.evaluation.report import channels_tables, metrics_table, write_json
 
-    settings = _settings(config, overrides)
+    settings = search_settings(config, overrides)
     if checkpoint is not None:
         if data is None or run:
             raise ConfigError("--checkpoint needs --data BEIR_DIR (and no --run)")
         if measures:
             raise ConfigError("--measure applies to --run files; the all-in-one mode reports the defaults")
+        check_model_reference(checkpoint)  # before anything is read or loaded
+        check_input_path(data, "--data")
         from prosper.evaluation.pipeline import evaluate_checkpoint
 
         payload = evaluate_checkpoint(

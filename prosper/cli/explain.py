@@ -34,8 +34,12 @@ def explain_command(
     """
     from prosper.errors import InputError
 
+    from prosper.cli.common import check_model_reference, check_query_text
+
     if side not in ("query", "item"):
         raise InputError(f"--side must be query or item, not {side!r}")
+    check_query_text(text)
+    check_model_reference(checkpoint)
     if checkpoint is not None:
         from prosper.modeling.encoder import SparseEncoder
         from prosper.settings import parse_overrides

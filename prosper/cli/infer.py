@@ -14,6 +14,8 @@ import typer
 from prosper.cli.common import (
     ConfigOption,
     OverridesArgument,
+    check_input_path,
+    check_model_reference,
     console,
     err_console,
     resolve_settings,
@@ -55,8 +57,9 @@ def _report_counts(collection: dict, exporter: dict) -> None:
     notes = {
         "quantised_empty": "vector(s) rounded to nothing at this scale (rule: export.empty)",
         "clipped": "impact(s) clipped to export.max_weight",
-        "empty_queries_omitted": "quer(y/ies) without any term left out of the TSV",
+        "empty_queries_omitted": "quer(y/ies) without any term left out of the file",
         "query_terms_truncated": "quer(y/ies) cut to export.max_query_terms terms",
+        "subnormal_dropped": "weight(s) below Float.MIN_NORMAL dropped (Lucene FeatureField refuses them)",
     }
     for key, text in notes.items():
         if exporter.get(key):
@@ -64,8 +67,8 @@ def _report_counts(collection: dict, exporter: dict) -> None:
 
 
 def infer_command(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Checkpoint folder (prosper train output).")],
-    input: Annotated[Path, typer.Option("--input", "-i", help="JSONL, TSV, Parquet file or BEIR folder.")],
+    checkpoint: Annotated[Path, typer.Option("--model", "--checkpoint", help="Model: a prosper checkpoint, a SPLADE folder or a Hugging Face hub id; --checkpoint is an alias.")],
+    input: Annotated[list[Path], typer.Option("--input", "-i", metavar="PATH", help="JSONL, TSV, Parquet file or BEIR folder (--engine ray: repeat -i, globs too).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file (a folder with --no-merge).")],
     side: Side = "item",
     format: Format = None,
@@ -75,6 +78,8 @@ def infer_command(
     limit: Annotated[Optional[int], typer.Option("--limit", help="Encode only the first N records.")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:N (default: model.device).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar with items/s.")] = True,
+    engine: Annotated[Optional[str], typer.Option("--engine", help="local (this process, torchrun-aware) or ray (a Ray Data actor pool); infer.engine.")] = None,
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster for --engine ray (infer.ray.address; default RAY_ADDRESS or a local Ray).")] = None,
     config: ConfigOption = None,
     overrides: OverridesArgument = None,
 ) -> None:
@@ -83,11 +88,27 @@ def infer_command(
     Streams in bounded memory, batches by token length, writes resumable shards (split across
     ranks under torchrun) through an exporter plugin. Settings: infer.batch_size,
     infer.buffer_size, infer.shard_size, infer.on_error=fail|skip, export.* (export.scale=100).
+    --engine ray encodes the shards on a Ray Data actor pool instead (infer.ray.*, docs/scaling.md).
     """
-    from prosper.inference.api import infer
-
     overrides = _with_format(format, overrides)
+    if engine:  # like --format: set before validation, so a bad value names infer.engine
+        overrides = [f"infer.engine={engine}"] + overrides
     settings = resolve_settings(config, overrides)
+    check_model_reference(checkpoint)  # inputs and model path before the model loads
+    for path in input:
+        if not any(ch in str(path) for ch in "*?["):  # globs (--engine ray) are expanded later
+            check_input_path(path, "--input")
+    if address:
+        settings.infer.ray.address = address
+    if settings.infer.engine == "ray":
+        from prosper.inference.ray_engine import infer_ray as infer
+    else:
+        from prosper.errors import ConfigError
+        from prosper.inference.api import infer
+
+        if len(input) != 1:
+            raise ConfigError("--input: the local engine reads one collection; give several with --engine ray")
+        input = input[0]
     summary = infer(
         checkpoint,
         input,
@@ -108,9 +129,10 @@ def infer_command(
     _report_counts(summary.collection, summary.exporter)
     if summary.rank == 0:
         resumed = f", {summary.shards_resumed} resumed" if summary.shards_resumed else ""
+        actors = f" on {summary.num_actors} Ray actor(s)" if getattr(summary, "engine", "") == "ray" else ""
         console.print(
             f"wrote {summary.rows} {side} vectors to {summary.output} "
-            f"({summary.shards} shard(s){resumed}; {summary.items_per_s:,.1f} items/s)",
+            f"({summary.shards} shard(s){resumed}; {summary.items_per_s:,.1f} items/s{actors})",
             highlight=False,
         )
 

@@ -10,7 +10,7 @@ own, e.g. Lucene's ``quantised_empty``), which the inference driver sums over sh
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+
 
 from pydantic import BaseModel
 
@@ -58,14 +58,11 @@ def build_exporter(exporter: str | Mapping | BaseModel | Exporter) -> tuple[Expo
         params = exporter.params.model_dump() if exporter.params is not None else {}
         spec = {"name": type(exporter).__name__, **params}
         return exporter, spec
-    if isinstance(exporter, str):
-        spec = {"name": exporter}
-    elif isinstance(exporter, BaseModel):
-        spec = exporter.model_dump()
-    elif isinstance(exporter, Mapping):
-        spec = dict(exporter)
-    else:
+    if not isinstance(exporter, (str, BaseModel, Mapping)):
         raise TypeError(f"export: expected a name, a {{name: ...}} spec or an Exporter, got {type(exporter).__name__}")
     from prosper.plugins import get_registry
+    from prosper.registry import spec_dict
+
+    spec = spec_dict(exporter)
 
     return get_registry().build("exporter", spec, where="export"), spec

@@ -48,12 +48,6 @@ def item_texts(items: Any) -> tuple[list[str], list[str]]:
     return ids, texts
 
 
-def stored_scoring(index: Any) -> str | None:
-    """The scoring an index was built for: its ``meta.json`` ``scoring`` or ``metadata.scoring``."""
-    meta = getattr(index, "meta", None) or {}
-    return meta.get("scoring") or (meta.get("metadata") or {}).get("scoring")
-
-
 class Index(SearchIndex):
     """A :class:`~prosper.components.SearchIndex` plus the encoder's scoring and vocabulary.
 
@@ -64,7 +58,7 @@ class Index(SearchIndex):
 
     def __init__(self, index: SearchIndex, scoring: str | None = None, encoder=None, vocabulary: Sequence[str] | None = None):
         self.index = index
-        self.scoring = scoring or stored_scoring(index) or getattr(index, "scoring", None) or "query_l2"
+        self.scoring = scoring or index.scoring
         self.encoder = encoder
         self._vocabulary = None if vocabulary is None else list(vocabulary)
 
@@ -121,7 +115,7 @@ class Index(SearchIndex):
     def vocabulary(self) -> list[str] | None:
         """One term string per term id, as the encoder's tokenizer writes them."""
         if self._vocabulary is None:
-            self._vocabulary = getattr(self.index, "vocabulary", None)
+            self._vocabulary = self.index.vocabulary
         return self._vocabulary
 
     def decode(self, vectors: SparseVectors, top_k: int | None = None) -> list[list[tuple[str, float]]]:

@@ -10,6 +10,8 @@ few milliseconds whatever the corpus size, and several processes share the pages
       postings_weights.npy   float32 [nnz]: item weights W_d[t]
       item_norms.npy         float32 [n_items]: ||W_d||_2 (for the item_l2 / both_l2 scorings)
       item_nnz.npy           int32 [n_items]: non-zeros per item (statistics)
+      block_*.npy            per-term block maxima for pruned search (version 2, see pruning.py)
+      forward_*.npy          the item rows (term ids, weights) that pruned search scores
       ids.txt                item ids, one a line, in row order (read on first use)
       vocabulary.json        term string per term id, when known (read on first use)
 
@@ -19,10 +21,18 @@ cut by the Lexical Focusing Window; only the query is L2-normalised by default. 
 highest-weighted query terms before normalising (the paper serves with 16); ties go to the
 lower term id.
 
-Search accumulates ``w_q[t] * W_d[t]`` posting by posting into one dense float32 score array
-reused across queries (``np.add.at``), then selects the top k among the touched items with
-``np.argpartition``. Only items with a positive score are returned;
-ties are broken by item row (earlier rows first), so results are deterministic.
+Search is exact and takes one of two routes, chosen per query (``pruning="auto"``):
+
+* the accumulator adds ``w_q[t] * W_d[t]`` posting by posting into one dense float32 score
+  array reused across queries (``np.add.at``), then selects the top k; cheapest for short
+  posting lists or a k close to the number of matches;
+* block-max pruning (:mod:`prosper.retrieval.pruning`, BMP-style, compiled with numba) bounds
+  blocks of rows and scores only those that can still reach the top k; it returns the same
+  rows and bit-identical scores, and its cost grows far slower than the catalog.
+
+Only items with a positive score are returned; ties are broken by item row (earlier rows
+first), so results are deterministic. ``threshold_factor < 1`` makes pruning approximate.
+Format version 1 folders (no block arrays) still open and search with the accumulator.
 """
 
 from __future__ import annotations
@@ -30,26 +40,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
+from prosper.components import SearchIndex, SearchResult
 from prosper.errors import ConfigError, InputError
 from prosper.fileio import replace_dir, staging_dir
+from prosper.retrieval import pruning as _pruning
 from prosper.sparse import SparseVectors
 
 FORMAT = "prosper-inverted-index"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: no block arrays, searched by the accumulator only
+PRUNING = ("auto", "always", "never")
 SCORINGS = ("query_l2", "none", "query_l1", "both_l2", "item_l2")
 _FAST_ADD_AT = int(np.__version__.split(".")[0]) >= 2
 _ARRAYS = ("term_offsets", "postings_items", "postings_weights", "item_norms", "item_nnz")
-
-
-class SearchResult(NamedTuple):
-    """Top-k of one query, best first: item ids (object array of str) and float32 scores."""
-
-    ids: np.ndarray
-    scores: np.ndarray
 
 
 def check_scoring(scoring: str) -> str:
@@ -82,12 +88,16 @@ def prepare_query(
     return terms, weights
 
 
-class InvertedIndex:
+class InvertedIndex(SearchIndex):
     """Term -> (item rows, weights) postings; exact top-k by Eq. 11.
 
     Build with :meth:`build` (in memory), persist with :meth:`save`, reopen memory-mapped with
     :meth:`open`. ``search`` returns one :class:`SearchResult` per query row. One instance
     reuses one score accumulator, so give each thread its own (``open`` is cheap).
+
+    ``pruning``: ``auto`` (default) picks the accumulator or block-max pruning per query,
+    ``always`` / ``never`` force one (both exact). ``threshold_factor`` (0 < f <= 1, default 1 =
+    exact) lets pruning skip a block unless ``f * bound >= the k-th score so far``.
     """
 
     searcher = "exact"
@@ -103,6 +113,9 @@ class InvertedIndex:
         meta: dict,
         directory: Path | None = None,
         vocabulary: list[str] | None = None,
+        blocks: dict | None = None,
+        pruning: str = "auto",
+        threshold_factor: float = 1.0,
     ) -> None:
         # Plain ndarray views of (possibly memory-mapped) arrays: slicing a np.memmap is slower.
         self.term_offsets = np.asarray(term_offsets)
@@ -111,18 +124,32 @@ class InvertedIndex:
         self.item_norms = np.asarray(item_norms)
         self.item_nnz = np.asarray(item_nnz)
         self.meta = meta
+        # searches default to the scoring the index was built for (metadata.scoring), else Eq. 11
+        self.scoring = meta.get("scoring") or (meta.get("metadata") or {}).get("scoring") or "query_l2"
         self.directory = directory
         self._ids = None if ids is None else np.asarray(list(ids), dtype=object)
         self._vocabulary = vocabulary
         self._inv_norms: np.ndarray | None = None
         self._acc: np.ndarray | None = None
+        self.blocks = blocks
+        self.pruning = pruning
+        self.threshold_factor = threshold_factor
+        self._pruner: _pruning.BlockMaxPruner | None = None
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
     def build(
-        cls, items: SparseVectors, vocabulary: Sequence[str] | None = None, metadata: dict | None = None
+        cls,
+        items: SparseVectors,
+        vocabulary: Sequence[str] | None = None,
+        metadata: dict | None = None,
+        block_size: int = _pruning.DEFAULT_BLOCK_SIZE,
+        pruning: str = "auto",
+        threshold_factor: float = 1.0,
     ) -> InvertedIndex:
-        """Invert item vectors (CSR rows) into per-term postings sorted by item row."""
+        """Invert item vectors (CSR rows) into per-term postings sorted by item row, plus the
+        block maxima of pruned search (``block_size`` rows a block, a power of two)."""
+        block_size = _pruning.check_block_size(block_size)
         n = len(items)
         if len(set(items.ids)) != n:
             seen: set[str] = set()
@@ -155,9 +182,18 @@ class InvertedIndex:
             "n_items": n,
             "vocab_size": int(items.vocab_size),
             "nnz": int(len(items.term_ids)),
+            "block_size": block_size,
+            "dense_terms": 0,
+            "pruning_arrays": False,
             "has_vocabulary": vocabulary is not None,
+            "params": {"block_size": block_size, "pruning": pruning, "threshold_factor": threshold_factor},
             "metadata": dict(metadata or {}),
         }
+        forward = _pruning.build_forward(items)  # None: a row repeats a term; no pruning then
+        blocks = None
+        if forward is not None:
+            blocks = {**_pruning.build_blocks(term_offsets, postings_items, postings_weights, block_size, n), **forward}
+            meta.update(dense_terms=len(blocks["dense_max"]), pruning_arrays=True)
         return cls(
             term_offsets,
             postings_items,
@@ -167,6 +203,9 @@ class InvertedIndex:
             items.ids,
             meta,
             vocabulary=None if vocabulary is None else list(vocabulary),
+            blocks=blocks,
+            pruning=pruning,
+            threshold_factor=threshold_factor,
         )
 
     def save(self, directory: str | Path, overwrite: bool = False) -> Path:
@@ -175,6 +214,8 @@ class InvertedIndex:
         tmp = staging_dir(directory, overwrite, "index folder")
         for name in _ARRAYS:
             np.save(tmp / f"{name}.npy", getattr(self, name), allow_pickle=False)
+        for name, array in (self.blocks or {}).items():
+            np.save(tmp / f"{name}.npy", array, allow_pickle=False)
         (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in self.ids), encoding="utf-8")
         if self.vocabulary is not None:
             (tmp / "vocabulary.json").write_text(json.dumps(self.vocabulary, ensure_ascii=False), encoding="utf-8")
@@ -184,16 +225,25 @@ class InvertedIndex:
         return directory
 
     @classmethod
-    def open(cls, directory: str | Path, mmap: bool = True) -> InvertedIndex:
-        """Open a saved index; arrays are memory-mapped (read-only) unless ``mmap=False``."""
+    def open(
+        cls, directory: str | Path, mmap: bool = True, pruning: str | None = None, threshold_factor: float | None = None
+    ) -> InvertedIndex:
+        """Open a saved index; arrays are memory-mapped (read-only) unless ``mmap=False``.
+
+        ``pruning`` / ``threshold_factor`` default to the values the index was built with.
+        """
         directory = Path(directory)
         meta = read_meta(directory)
         if meta.get("format") != FORMAT:
             raise InputError(f"not a prosper inverted index (format {meta.get('format')!r})", directory / "meta.json")
-        if meta.get("version") != VERSION:
-            raise InputError(f"index version {meta.get('version')} is not supported (expected {VERSION})", directory)
+        if meta.get("version") not in READABLE_VERSIONS:
+            raise InputError(
+                f"index version {meta.get('version')} is not supported (this prosper reads "
+                f"{', '.join(map(str, READABLE_VERSIONS))}); rebuild it with `prosper index`", directory
+            )
+        names = _ARRAYS + (_pruning.PRUNING_ARRAYS if meta.get("pruning_arrays") else ())
         arrays = {}
-        for name in _ARRAYS:
+        for name in names:
             path = directory / f"{name}.npy"
             if not path.is_file():
                 raise InputError("index file missing", path)
@@ -206,7 +256,20 @@ class InvertedIndex:
             or len(arrays["postings_weights"]) != len(arrays["postings_items"])
         ):
             raise InputError("index arrays disagree with meta.json (corrupt or partial index)", directory)
-        return cls(ids=None, meta=meta, directory=directory, **arrays)
+        blocks = {name: arrays.pop(name) for name in _pruning.PRUNING_ARRAYS if name in arrays} or None
+        if blocks is not None and (
+            len(blocks["dense_rows"]) != v
+            or blocks["dense_max"].shape != (int(meta["dense_terms"]), max(-(-n // int(meta["block_size"])), 1))
+            or len(blocks["forward_offsets"]) != n + 1
+            or len(blocks["forward_terms"]) != len(arrays["postings_items"])
+        ):
+            raise InputError("block arrays disagree with the postings (corrupt or partial index)", directory)
+        params = meta.get("params", {})
+        return cls(
+            ids=None, meta=meta, directory=directory, blocks=blocks, **arrays,
+            pruning=pruning or params.get("pruning", "auto"),
+            threshold_factor=threshold_factor if threshold_factor is not None else params.get("threshold_factor", 1.0),
+        )
 
     # -- access ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -244,18 +307,19 @@ class InvertedIndex:
         self,
         queries: SparseVectors,
         k: int = 1000,
-        scoring: str = "query_l2",
+        scoring: str | None = None,
         query_top_terms: int | None = None,
     ) -> list[SearchResult]:
-        """Exact top-``k`` items for each query row (Eq. 11), best first."""
+        """Exact top-``k`` items for each query row (Eq. 11), best first; ``scoring=None`` uses
+        the index's stored :attr:`scoring`."""
         ids = self.ids
         return [SearchResult(ids[rows], scores) for rows, scores in self.search_rows(queries, k, scoring, query_top_terms)]
 
     def search_rows(
-        self, queries: SparseVectors, k: int = 1000, scoring: str = "query_l2", query_top_terms: int | None = None
+        self, queries: SparseVectors, k: int = 1000, scoring: str | None = None, query_top_terms: int | None = None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Like :meth:`search` but returns item rows (int64) instead of ids."""
-        check_scoring(scoring)
+        scoring = check_scoring(scoring or self.scoring)
         if k < 1:
             raise ConfigError(f"k must be at least 1 (got {k})")
         if queries.vocab_size != self.vocab_size:
@@ -274,6 +338,54 @@ class InvertedIndex:
         self, terms: np.ndarray, weights: np.ndarray, k: int, item_l2: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows and scores for one prepared query (already pruned and normalised)."""
+        terms = np.asarray(terms, dtype=np.int64)
+        weights = np.asarray(weights, dtype=np.float32)
+        budget = self._pruning_budget(terms, weights, k)
+        if budget is not None:
+            inv = self._inverse_norms() if item_l2 else None
+            found = self._pruner.search(terms, weights, k, inv, self.threshold_factor, budget)
+            if found is not None:
+                return found
+        return self.accumulate(terms, weights, k, item_l2)
+
+    def _pruning_budget(self, terms: np.ndarray, weights: np.ndarray, k: int) -> int | None:
+        """None: score this query exhaustively; else the pruner's posting budget (-1: none)."""
+        mode = self.pruning
+        if mode not in PRUNING:
+            raise ConfigError(f"pruning {mode!r} is unknown; choose one of {', '.join(PRUNING)}")
+        if not 0 < self.threshold_factor <= 1:
+            raise ConfigError(f"threshold_factor must be in (0, 1] (got {self.threshold_factor})")
+        if mode == "never" or not len(terms):
+            return None
+        if self._pruner is None:
+            if self.blocks is None:
+                if mode == "always":
+                    raise ConfigError("pruning='always' needs the block arrays: rebuild this index with `prosper index`")
+                return None
+            self._pruner = _pruning.BlockMaxPruner(
+                self.term_offsets, self.postings_items, self.postings_weights, self.blocks,
+                int(self.meta["block_size"]), self.vocab_size,
+            )
+        if not self._pruner.available:
+            if mode == "always":
+                raise ConfigError("pruning='always' needs numba: pip install numba")
+            return None
+        if not self._pruner.covers(terms, weights):
+            return None
+        postings = int((self.term_offsets[terms + 1] - self.term_offsets[terms]).sum())
+        return _pruning.budget(mode, postings, k)
+
+    def _inverse_norms(self) -> np.ndarray:
+        if self._inv_norms is None:
+            with np.errstate(divide="ignore"):
+                inv = np.where(self.item_norms > 0, 1.0 / self.item_norms, 0.0)
+            self._inv_norms = inv.astype(np.float32)
+        return self._inv_norms
+
+    def accumulate(
+        self, terms: np.ndarray, weights: np.ndarray, k: int, item_l2: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exhaustive top-k of one prepared query: every posting into a dense accumulator."""
         n = len(self)
         if self._acc is None:
             self._acc = np.zeros(n, np.float32)
@@ -295,11 +407,7 @@ class InvertedIndex:
             if touched == 0:
                 return np.zeros(0, np.int64), np.zeros(0, np.float32)
             if item_l2:
-                if self._inv_norms is None:
-                    with np.errstate(divide="ignore"):
-                        inv = np.where(self.item_norms > 0, 1.0 / self.item_norms, 0.0)
-                    self._inv_norms = inv.astype(np.float32)
-                acc *= self._inv_norms
+                acc *= self._inverse_norms()
             return top_k(acc, k)
         finally:
             acc.fill(0.0)  # the accumulator is reused by the next query, even after an error
@@ -310,11 +418,11 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
     One selection over the whole accumulator finds the k-th score; a vectorised comparison
     then keeps every row at or above it (ties included, so the tie-break by row stays exact)
-    and only those few are sorted. Scores are never negative (weights are positive).
+    and only those few are sorted. Only positive scores are returned.
     """
     n = len(scores)
     kth = np.partition(scores, n - k)[n - k] if k < n else 0.0
-    cand = np.flatnonzero(scores >= kth) if kth > 0 else np.flatnonzero(scores)  # ascending rows
+    cand = np.flatnonzero(scores >= kth) if kth > 0 else np.flatnonzero(scores > 0)  # ascending rows
     values = scores[cand]
     # rows are ascending, so a stable sort on -score breaks ties by row
     order = np.argsort(-values, kind="stable")[:k]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prosper.components import SearchIndex
 from prosper.errors import ConfigError, InputError
 from prosper.fileio import replace_dir, staging_dir
 from prosper.retrieval.index import (
@@ -44,7 +45,7 @@ def import_seismic():
     return seismic
 
 
-class SeismicSearchIndex:
+class SeismicSearchIndex(SearchIndex):
     """A Seismic index plus the metadata prosper needs (sizes, ids, params)."""
 
     searcher = "seismic"
@@ -54,6 +55,8 @@ class SeismicSearchIndex:
         self.params = params
         self.meta = meta
         self.directory = directory
+        # searches default to the scoring the items were encoded for (metadata.scoring), else Eq. 11
+        self.scoring = meta.get("scoring") or (meta.get("metadata") or {}).get("scoring") or "query_l2"
         self._string = import_seismic().get_seismic_string()
 
     @classmethod
@@ -144,9 +147,9 @@ class SeismicSearchIndex:
         return vocabulary
 
     def search(
-        self, queries: SparseVectors, k: int = 1000, scoring: str = "query_l2", query_top_terms: int | None = None
+        self, queries: SparseVectors, k: int = 1000, scoring: str | None = None, query_top_terms: int | None = None
     ) -> list[SearchResult]:
-        check_scoring(scoring)
+        scoring = check_scoring(scoring or self.scoring)
         wants_item_l2 = scoring in ("both_l2", "item_l2")
         if wants_item_l2 != bool(self.params.item_l2):
             raise ConfigError(
