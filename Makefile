@@ -8,6 +8,8 @@ VENV ?= .venv
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
+# Optional extras the tests exercise against the real engines (Ray, Milvus Lite, Seismic, peft).
+EXTRAS ?= test,seismic,milvus,ray,lora
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q
 
@@ -19,7 +21,7 @@ $(PY):
 
 install: $(PY)
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PIP) -e ".[test]" -e ./plugins/prosper-example
+	$(PIP) -e ".[$(EXTRAS)]" -e ./plugins/prosper-example
 
 demo: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/prosper demo

@@ -150,7 +150,6 @@ class TrainSettings(Section):
     log_every: int = Field(10, ge=1)  # steps between metrics.jsonl lines
     keep_last: int = Field(2, ge=1)  # resume checkpoints kept on disk
     hard_negatives: int = Field(0, ge=0)  # hard negatives per query, from the triples file
-    num_workers: int = Field(0, ge=0)  # DataLoader worker processes
     eval_recall_k: int = Field(100, ge=1)  # validation reports Recall@K and MRR@10
     best_metric: Literal["mrr@10", "recall"] = "mrr@10"  # picks the best checkpoint
     eval_batch_size: int = Field(128, ge=1)  # texts per batch when encoding for validation
@@ -172,7 +171,8 @@ class InferRaySettings(Section):
 
 
 class InferSettings(Section):
-    batch_size: int = Field(256, ge=1)  # texts per encoder batch
+    batch_size: int = Field(256, ge=1)  # at most this many texts per encoder batch
+    batch_tokens: int | None = Field(8192, ge=1)  # at most this many padded tokens (texts x longest) per batch; null: batch_size texts whatever their length
     buffer_size: int = Field(8192, ge=1)  # texts read ahead and sorted by length
     shard_size: int = Field(100000, ge=1)  # items per output shard (resume granularity)
     on_error: Literal["fail", "skip"] = "fail"  # empty texts, duplicate ids, undecodable lines
@@ -183,7 +183,7 @@ class InferSettings(Section):
 class SearchSettings(Section):
     k: int = Field(1000, ge=1)  # items returned per query
     query_top_terms: int | None = Field(None, ge=1)  # the paper serves with 16
-    searcher: ComponentSpec = ComponentSpec(name="exact")  # searcher plugin: exact (embedded index) or seismic
+    searcher: ComponentSpec = ComponentSpec(name="exact")  # searcher plugin: exact (embedded index), seismic or milvus (a collection)
     # Eq. 11 normalisation at search time; None: the checkpoint's model.scoring (query_l2 without one)
     scoring: Literal["query_l2", "none", "query_l1", "both_l2", "item_l2"] | None = None  # null: the model's scoring
     mrr_rel: int = Field(2, ge=1)  # MRR@10 counts items of at least this grade (2 = highly relevant)

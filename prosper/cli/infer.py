@@ -86,8 +86,8 @@ def infer_command(
     """Encode a collection with a trained checkpoint and write it for a search engine.
 
     Streams in bounded memory, batches by token length, writes resumable shards (split across
-    ranks under torchrun) through an exporter plugin. Settings: infer.batch_size,
-    infer.buffer_size, infer.shard_size, infer.on_error=fail|skip, export.* (export.scale=100).
+    ranks under torchrun) through an exporter plugin. Settings: infer.batch_tokens (padded
+    tokens a batch), infer.batch_size, infer.buffer_size, infer.shard_size, infer.on_error=fail|skip, export.* (export.scale=100).
     --engine ray encodes the shards on a Ray Data actor pool instead (infer.ray.*, docs/scaling.md).
     """
     overrides = _with_format(format, overrides)

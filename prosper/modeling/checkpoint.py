@@ -39,11 +39,32 @@ def _settings_document(encoder) -> dict[str, Any]:
     return full.model_dump(mode="json")
 
 
-def save_checkpoint(encoder, directory) -> None:
-    """Write ``encoder`` to ``directory`` atomically (tmp dir, then rename)."""
+def _split_state(encoder, state):
+    """(backbone state dict or None for the model's own, LRN state dict): LoRA adapters merged."""
+    from prosper.modeling.lora import has_adapters, merged_state
+
+    if state is None and not has_adapters(encoder):
+        lrn = encoder.lrn.state_dict() if encoder.lrn is not None else {}
+        return None, lrn
+    state = encoder.state_dict() if state is None else state
+    if has_adapters(encoder):
+        state = merged_state(encoder, state)
+    backbone = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+    lrn = {k[len("lrn.") :]: v for k, v in state.items() if k.startswith("lrn.")}
+    return backbone, lrn
+
+
+def save_checkpoint(encoder, directory, state=None) -> None:
+    """Write ``encoder`` to ``directory`` atomically (tmp dir, then rename).
+
+    ``state``: the encoder's full state dict when the modules do not hold it (FSDP gathers one on
+    rank 0, see :mod:`prosper.training.fsdp`); LoRA adapters are merged into their weights
+    (:mod:`prosper.modeling.lora`), so the directory never needs peft to load.
+    """
     from safetensors.torch import save_file
 
     directory = Path(directory)
+    backbone_state, lrn_state = _split_state(encoder, state)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
     if tmp.exists():
@@ -51,11 +72,11 @@ def save_checkpoint(encoder, directory) -> None:
     tmp.mkdir()
     try:
         backbone = tmp / BACKBONE_DIR
-        encoder.model.save_pretrained(backbone, safe_serialization=True)
+        encoder.model.save_pretrained(backbone, safe_serialization=True, state_dict=backbone_state)
         encoder.tokenizer.save_pretrained(backbone)
         if encoder.lrn is not None:
-            state = {k: v.detach().to("cpu").contiguous() for k, v in encoder.lrn.state_dict().items()}
-            save_file(state, str(tmp / LRN_FILE), metadata={"format": "pt", "prosper": "lrn"})
+            lrn = {k: v.detach().to("cpu").contiguous() for k, v in lrn_state.items()}
+            save_file(lrn, str(tmp / LRN_FILE), metadata={"format": "pt", "prosper": "lrn"})
         text = yaml.safe_dump(_settings_document(encoder), sort_keys=False)
         (tmp / SETTINGS_FILE).write_text(text, encoding="utf-8")
         old = None

@@ -4,6 +4,10 @@
 writes it (``backbone/``, ``lrn.safetensors``, ``prosper.yaml``: loadable for inference) plus
 ``trainer_state/``: ``optimizer.pt``, ``scheduler.pt``, ``scaler.pt``, ``rng-rank<r>.pt`` (torch,
 CUDA, numpy, python RNG of each rank) and ``state.json`` (step, data position, best metric...).
+Under ``train.strategy: fsdp`` the model is the gathered full state and ``optimizer.pt`` the full
+optimizer state keyed by parameter name (:mod:`prosper.training.fsdp`); with ``model.lora`` the
+model is merged and ``trainable.safetensors`` holds the adapters and the LRN layer to resume
+from (:mod:`prosper.modeling.lora`).
 
 Atomicity: everything is written under ``step-000500.tmp-<pid>`` and the folder is renamed into
 place last (``os.replace``), so a folder named ``step-*`` is always complete; leftovers of a

@@ -1,9 +1,10 @@
 """Distributed helpers: the same ``prosper train`` under ``torchrun --nproc_per_node N``.
 
 ``torchrun`` sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; we then join the process group
-(gloo on CPU, nccl on CUDA) and wrap the encoder in ``DistributedDataParallel``. Each rank
-encodes its own slice of every global batch (``train.batch_size`` is per process, as in the
-paper's "batch 64 per device"); rank 0 alone logs, validates and writes checkpoints.
+(gloo on CPU, nccl on CUDA) and wrap the encoder in ``DistributedDataParallel``
+(:class:`Replicated`), or shard it with ``train.strategy: fsdp`` (:mod:`prosper.training.fsdp`).
+Each rank encodes its own slice of every global batch (``train.batch_size`` is per process, as in
+the paper's "batch 64 per device"); rank 0 alone logs, validates and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -61,6 +62,63 @@ def init_distributed(device) -> DistInfo:
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
     return info
+
+
+class Replicated:
+    """Every rank holds the whole model: one process, or ``DistributedDataParallel``.
+
+    The interface the trainer drives for either strategy (:class:`prosper.training.fsdp.Sharded`
+    is the other): ``forward`` (the module to call), ``evaluation()`` (a context for validation),
+    ``gradient_sync(enabled)`` (a context for each micro-batch's backward),
+    ``model_state()``/``optimizer_state()`` (what a checkpoint saves; ``None`` model state: the
+    live modules; collective under FSDP), ``load_optimizer_state`` and ``every_rank_evaluates``.
+    """
+
+    every_rank_evaluates = False  # rank 0 alone can run the whole model
+
+    def __init__(self, module, encoder, info: DistInfo, device, find_unused_parameters: bool = False):
+        self.encoder = encoder
+        self.ddp = None
+        if info.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.ddp = DistributedDataParallel(
+                module,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=find_unused_parameters,
+            )
+        self.forward = self.ddp if self.ddp is not None else module
+
+    def evaluation(self):
+        from contextlib import nullcontext
+
+        return nullcontext()
+
+    def gradient_sync(self, enabled: bool):
+        from contextlib import nullcontext
+
+        return self.ddp.no_sync() if self.ddp is not None and not enabled else nullcontext()
+
+    def model_state(self):
+        return None
+
+    def optimizer_state(self, optimizer):
+        return optimizer.state_dict()
+
+    def load_optimizer_state(self, optimizer, path) -> None:
+        from prosper.training.checkpointing import torch_load
+
+        optimizer.load_state_dict(torch_load(path))
+
+
+def wrap_model(module, encoder, strategy: str, info: DistInfo, device, find_unused_parameters: bool = False):
+    """``train.strategy``: ``fsdp`` shards the encoder across the ranks (more than one process);
+    ``ddp``, or any single process, replicates it."""
+    if strategy == "fsdp" and info.enabled:
+        from prosper.training.fsdp import Sharded
+
+        return Sharded(module, encoder, info, device)
+    return Replicated(module, encoder, info, device, find_unused_parameters)
 
 
 def barrier(info: DistInfo) -> None:

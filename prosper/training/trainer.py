@@ -10,8 +10,10 @@ Long runs: checkpoints are written atomically every ``train.save_every`` steps a
 ``resume=True`` continues from the last one with model, optimizer, LR schedule, loss scaler,
 every RNG and the data position restored, so the interrupted run ends with the same weights as an
 uninterrupted one. Under ``torchrun`` the encoder is wrapped in DistributedDataParallel (gloo on
-CPU, nccl on CUDA). Rank 0 logs (rich progress bar and ``metrics.jsonl``), validates every
-``train.eval_every`` steps (keeping the best model in ``best/``) and writes checkpoints.
+CPU, nccl on CUDA) or, with ``train.strategy: fsdp``, sharded (:mod:`prosper.training.fsdp`);
+``model.lora`` trains LoRA adapters on the backbone (:mod:`prosper.modeling.lora`). Rank 0 logs
+(rich progress bar and ``metrics.jsonl``), validates every ``train.eval_every`` steps (keeping
+the best model in ``best/``) and writes checkpoints.
 
 Python API::
 
@@ -44,6 +46,7 @@ from prosper.training.distributed import (
     init_distributed,
     resolve_device,
     shutdown,
+    wrap_model,
 )
 from prosper.training.metrics_log import MetricsLog
 
@@ -56,7 +59,6 @@ RESUME_FREE = {
     "train.progress",
     "train.output_dir",
     "train.eval_batch_size",
-    "train.num_workers",
     "train.eval_recall_k",
     "train.best_metric",
     "train.collapse_dense_fraction",
@@ -171,10 +173,13 @@ class Trainer:
 
         registry = get_registry()
         loss = registry.build("loss", self.settings.train.loss, "train.loss")
-        regularizers = [
-            registry.build("regularizer", spec, f"train.regularizers[{i}]")
-            for i, spec in enumerate(self.settings.train.regularizers)
-        ]
+        # Logged as <name>_<side>; the configured names, numbered when one is used twice.
+        specs = self.settings.train.regularizers
+        names = [spec.name for spec in specs]
+        regularizers = {
+            (name if names.count(name) == 1 else f"{name}{i}"): registry.build("regularizer", spec, f"train.regularizers[{i}]")
+            for i, (name, spec) in enumerate(zip(names, specs))
+        }
         return loss, regularizers
 
     def _model_settings(self):
@@ -247,6 +252,11 @@ class Trainer:
         out = self.output_dir
         main = info.is_main
         loss_fn, regularizers = self._build_components()
+        sharded = t.strategy == "fsdp" and info.enabled  # prosper.training.fsdp
+        if sharded:
+            from prosper.training.fsdp import check_settings
+
+            check_settings(t)
         autocast, scaler = self._amp(device)
 
         # -- resume or start --------------------------------------------------------------
@@ -269,14 +279,21 @@ class Trainer:
         random.seed(t.seed)
         np.random.seed(t.seed)
         torch.manual_seed(t.seed)
-        if checkpoint is not None:
-            encoder = SparseEncoder.load(checkpoint, device=device, precision="fp32")
-        else:
-            encoder = SparseEncoder.from_settings(self._model_settings(), device=device)
+        load_device = torch.device("cpu") if sharded else device  # fully_shard moves each rank's shard
+        lora = s.model.lora
+        if checkpoint is not None and lora is None:
+            encoder = SparseEncoder.load(checkpoint, device=load_device, precision="fp32")
+        else:  # LoRA resumes from the frozen backbone plus the saved adapters (prosper.modeling.lora)
+            encoder = SparseEncoder.from_settings(self._model_settings(), device=load_device)
+        if lora is not None:
+            from prosper.modeling.lora import add_adapters, load_trainable
+
+            add_adapters(encoder, lora)
+            if checkpoint is not None:
+                load_trainable(encoder, checkpoint / ckpt.STATE_DIR)
         encoder.full_settings = s  # save() writes the whole run's settings to prosper.yaml
         encoder.train()
-        if hasattr(loss_fn, "score_fn"):
-            loss_fn.score_fn = encoder.score  # Eq. 11, as configured
+        loss_fn.bind_scoring(encoder.score)  # Eq. 11, as configured
         self.encoder = encoder
 
         from prosper.training.negatives import training_data_settings
@@ -285,7 +302,7 @@ class Trainer:
         if main:
             for line in data.report.warnings():
                 self.console.print(f"[yellow]warning:[/] {line}", highlight=False)
-        if getattr(loss_fn, "requires_teacher", False) and (not data.has_teacher or t.hard_negatives < 1):
+        if loss_fn.requires_teacher and (not data.has_teacher or t.hard_negatives < 1):
             raise ConfigError(
                 "train.loss: margin_mse needs a triples file with teacher_scores and train.hard_negatives >= 1"
             )
@@ -293,21 +310,9 @@ class Trainer:
         total_steps = t.max_steps
         if t.epochs is not None:
             total_steps = min(total_steps, max(1, math.ceil(t.epochs * plan.batches_per_epoch / t.grad_accumulation)))
-        dev = build_dev_set(s.data, t.seed) if main else None
-
-        module = _DualEncoder.wrap(encoder)
-        ddp = None
-        if info.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ddp = DistributedDataParallel(
-                module,
-                device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=t.find_unused_parameters,
-            )
-            forward = ddp
-        else:
-            forward = module
+        parallel = wrap_model(_DualEncoder.wrap(encoder), encoder, t.strategy, info, device, t.find_unused_parameters)
+        forward = parallel.forward
+        dev = build_dev_set(s.data, t.seed) if main or parallel.every_rank_evaluates else None
         params = [p for p in encoder.parameters() if p.requires_grad]
         optimizer = build_optimizer(encoder, t.optimizer, encoder.kind)
         scheduler = build_scheduler(optimizer, t.warmup_steps, total_steps)
@@ -320,7 +325,7 @@ class Trainer:
         step, position, best, best_step = 0, 0, None, None
         if checkpoint is not None:
             sdir = checkpoint / ckpt.STATE_DIR
-            optimizer.load_state_dict(ckpt.torch_load(sdir / "optimizer.pt"))
+            parallel.load_optimizer_state(optimizer, sdir / "optimizer.pt")
             scheduler.load_state_dict(ckpt.torch_load(sdir / "scheduler.pt"))
             if scaler is not None:
                 scaler.load_state_dict(ckpt.torch_load(sdir / "scaler.pt"))
@@ -345,7 +350,7 @@ class Trainer:
             "query": lfw.k_query if lfw.enabled else encoder.vocab_size,
             "item": lfw.k_item if lfw.enabled else encoder.vocab_size,
         }
-        ramp_end = max((r.ramp_steps for r in regularizers), default=None)
+        ramp_end = max((r.ramp_steps for r in regularizers.values()), default=None)
         guard = CollapseGuard(encoder.vocab_size, caps, ramp_end, t.collapse_dense_fraction)
 
         def save_checkpoint(at_step: int) -> Path:
@@ -353,12 +358,12 @@ class Trainer:
             root = ckpt.checkpoints_dir(out)
             final = root / name
             tmp = root / f"{name}.tmp-{tmp_tag}"
+            model_state, optimizer_state = parallel.model_state(), parallel.optimizer_state(optimizer)
             if main:
                 root.mkdir(parents=True, exist_ok=True)
-                encoder.save(tmp)
+                _write_model(encoder, tmp, model_state, trainable=True)
                 sdir = tmp / ckpt.STATE_DIR
-                sdir.mkdir(parents=True, exist_ok=True)
-                ckpt.torch_save(optimizer.state_dict(), sdir / "optimizer.pt")
+                ckpt.torch_save(optimizer_state, sdir / "optimizer.pt")
                 ckpt.torch_save(scheduler.state_dict(), sdir / "scheduler.pt")
                 if scaler is not None:
                     ckpt.torch_save(scaler.state_dict(), sdir / "scaler.pt")
@@ -403,20 +408,20 @@ class Trainer:
                     indices = plan.indices(position, info.rank)
                     batch = make_batch(data, indices, position, t.seed, t.hard_negatives)
                     position += 1
-                    qf = _to(encoder.tokenize(batch["query_texts"], "query"), device)
-                    df = _to(encoder.tokenize(batch["item_texts"], "item"), device)
-                    sync = ddp.no_sync() if ddp is not None and micro < t.grad_accumulation - 1 else nullcontext()
+                    qf = _to(encoder.tokenize(batch.query_texts, "query"), device)
+                    df = _to(encoder.tokenize(batch.item_texts, "item"), device)
+                    sync = parallel.gradient_sync(micro == t.grad_accumulation - 1)
                     with sync:
                         with autocast():
                             q_base, q_vec, d_base, d_vec = forward(qf, df)
                         rank_loss = loss_fn(q_vec.float(), d_vec.float(), batch)
                         total = rank_loss
-                        for reg in regularizers:
+                        for reg_name, reg in regularizers.items():
                             for side, base, final in (("query", q_base, q_vec), ("item", d_base, d_vec)):
                                 weight = budget.weight(reg, update, side) if budget else reg.weight(update, side)
                                 value = reg.penalty(base if reg.target == "base" else final)
                                 total = total + weight * value
-                                key = f"{reg.name}_{side}"
+                                key = f"{reg_name}_{side}"
                                 sums[key] = sums.get(key, 0.0) + float(value.detach()) / t.grad_accumulation
                                 sums[f"lambda_{key}"] = weight
                         scaled = total / t.grad_accumulation
@@ -483,32 +488,34 @@ class Trainer:
                         callback.on_log(self, step, logs)
 
                 if dev is not None and (step % t.eval_every == 0 or step == total_steps):
-                    with torch.random.fork_rng(devices=[]):
+                    with torch.random.fork_rng(devices=[]), parallel.evaluation():
                         metrics = evaluate_encoder(
                             encoder, dev, recall_k=t.eval_recall_k, batch_size=t.eval_batch_size
                         )
+                    if parallel.every_rank_evaluates:  # one decision (best/) for all ranks
+                        metrics = broadcast_object(metrics, info)
                     key = "mrr@10" if t.best_metric == "mrr@10" else f"recall@{t.eval_recall_k}"
                     improved = best is None or metrics[key] > best
                     if improved:
                         best, best_step = metrics[key], step
-                        _save_model(encoder, out / "best", tmp_tag)
+                        _save_model(encoder, out / "best", tmp_tag, parallel, main)
                     last_eval = metrics
                     log.write({"event": "eval", "step": step, **metrics, "best": best, "best_step": best_step})
-                    progress.console.print(
-                        f"step {step}: dev MRR@10 {metrics['mrr@10']:.4f}, Recall@{t.eval_recall_k} "
-                        f"{metrics[f'recall@{t.eval_recall_k}']:.4f}, nnz q {metrics['nnz_query']:.1f} "
-                        f"d {metrics['nnz_item']:.1f}" + (" (best)" if improved else ""),
-                        highlight=False,
-                    )
+                    if main:
+                        progress.console.print(
+                            f"step {step}: dev MRR@10 {metrics['mrr@10']:.4f}, Recall@{t.eval_recall_k} "
+                            f"{metrics[f'recall@{t.eval_recall_k}']:.4f}, nnz q {metrics['nnz_query']:.1f} "
+                            f"d {metrics['nnz_item']:.1f}" + (" (best)" if improved else ""),
+                            highlight=False,
+                        )
                 barrier(info)
 
                 if step % t.save_every == 0 or step == total_steps:
                     save_checkpoint(step)
 
-        final_dir = None
+        final_dir = out / "final" if main else None
+        _save_model(encoder, out / "final", tmp_tag, parallel, main)
         if main:
-            final_dir = out / "final"
-            _save_model(encoder, final_dir, tmp_tag)
             log.write({"event": "end", "step": step, "best_metric": best, "best_step": best_step})
             log.close()
         barrier(info)
@@ -521,10 +528,29 @@ def _to(features: dict, device) -> dict:
     return {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
 
 
-def _save_model(encoder, directory: Path, tag) -> None:
-    tmp = directory.with_name(f"{directory.name}.tmp-{tag}")
-    encoder.save(tmp)
-    replace_dir(tmp, directory)
+def _save_model(encoder, directory: Path, tag, parallel, main: bool) -> None:
+    """``best/`` and ``final/``: the model alone (LoRA merged). Every rank calls it (FSDP gathers)."""
+    state = parallel.model_state()
+    if main:
+        tmp = directory.with_name(f"{directory.name}.tmp-{tag}")
+        _write_model(encoder, tmp, state)
+        replace_dir(tmp, directory)
+
+
+def _write_model(encoder, directory: Path, state, trainable: bool = False) -> None:
+    """Write ``encoder`` (``state``: a gathered full state dict, or ``None`` for the live modules);
+    with ``trainable``, also the trained tensors a LoRA run resumes from (trainer_state/)."""
+    from prosper.modeling.checkpoint import save_checkpoint
+
+    save_checkpoint(encoder, directory, state=state)
+    if not trainable:
+        return
+    sdir = directory / ckpt.STATE_DIR
+    sdir.mkdir(parents=True, exist_ok=True)
+    if getattr(encoder, "lora_layers", None):
+        from prosper.modeling.lora import save_trainable
+
+        save_trainable(encoder, state if state is not None else encoder.state_dict(), sdir)
 
 
 def _stats_line(sums: dict) -> str:
