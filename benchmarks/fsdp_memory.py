@@ -94,7 +94,7 @@ def worker(args) -> None:
     from prosper.settings import LoraSettings, ModelSettings, OptimizerSettings
     from prosper.training.distributed import env_info, init_distributed, resolve_device, wrap_model
     from prosper.training.optim import build_optimizer
-    from prosper.training.trainer import _DualEncoder
+    from prosper.training.trainer import _DualEncoder  # the training forward, for a like-for-like memory figure
 
     device = resolve_device(args.device, env_info())
     info = init_distributed(device)

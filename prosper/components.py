@@ -1,5 +1,7 @@
 """The component contracts: one small base class per kind of plugin.
 
+Over 300 lines on purpose: the whole extension contract on one page, the way plugin authors read it.
+
 A plugin registers a factory for one of these kinds through :mod:`prosper.hookspecs`; the
 factory returns an instance of the matching base class here. The core of prosper (trainer,
 inference driver, exporters' driver, search and evaluation) uses **only** what these classes

@@ -38,7 +38,10 @@ class FakeEncoder:
     """Term = crc32(word) % 97, weight = len(word) / 4 (max over repeats): a pure function of the text."""
 
     def __init__(self):
+        from prosper.settings import ModelSettings
+
         self.tokenizer = FakeTokenizer()
+        self.settings = ModelSettings()  # what the inference API records (scoring)
         self.calls: list[list[int]] = []  # word counts of the texts of each encode() call
 
     def vocabulary(self):

@@ -1,5 +1,8 @@
 """Training examples for ``prosper train``: from BEIR qrels or a triples file, ready to batch.
 
+Over 300 lines on purpose: loading, the seeded batch plan and batch assembly share one data
+layout (:class:`TrainingData`) and must change together for resume to stay exact.
+
 Sources (``data`` settings):
 
 * BEIR layout (``data.path``): ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<train_split>.tsv``;

@@ -1,5 +1,8 @@
 """Bulk NDJSON for OpenSearch and Elasticsearch: documents, the index mapping, query bodies.
 
+Over 300 lines on purpose: both engines' rules (feature names, weight ranges, size limits) live
+here once, beside the writer that enforces them, so the two exporters stay thin.
+
 Shared by the ``opensearch`` (:mod:`prosper.export.opensearch`, a ``rank_features`` field
 queried with ``neural_sparse`` ``query_tokens``) and ``elasticsearch``
 (:mod:`prosper.export.elasticsearch`, a ``sparse_vector`` field queried with the

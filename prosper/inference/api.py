@@ -54,10 +54,15 @@ def infer(
     """Encode ``input`` with the model (checkpoint, SPLADE folder or hub id) and write it with
     ``exporter``; see :func:`prosper.inference.driver.encode_collection` for ``settings`` and the
     keyword options. The model's scoring goes into the file's metadata, so an index built from
-    it searches with that scoring by default."""
+    it searches with that scoring by default. ``settings.engine == "ray"`` runs
+    :func:`prosper.inference.ray_engine.infer_ray` instead (same arguments, same output)."""
+    if settings is not None and settings.engine == "ray":
+        from prosper.inference.ray_engine import infer_ray
+
+        return infer_ray(checkpoint, input, side, output, exporter, settings, resume, device=device,
+                         model_overrides=model_overrides, **kwargs)
     overrides = dict(model_overrides or {})
     device = device or overrides.pop("device", None)  # --device wins over a model.device=... override
     encoder = load_encoder(checkpoint, device, **overrides)
-    scoring = getattr(getattr(encoder, "settings", None), "scoring", None)
-    metadata = {"checkpoint": str(checkpoint), **({"scoring": scoring} if scoring else {}), **kwargs.pop("metadata", {})}
+    metadata = {"checkpoint": str(checkpoint), "scoring": encoder.settings.scoring, **kwargs.pop("metadata", {})}
     return encode_collection(encoder, input, side, output, exporter, settings, resume, metadata=metadata, **kwargs)

@@ -1,5 +1,8 @@
 """``infer.engine=ray``: encode a collection on a Ray Data actor pool, shard files as the local path writes.
 
+Over 300 lines on purpose: the driver side and the actor side exchange shard plans and results
+whose formats must match; keeping them together keeps that contract in one place.
+
 Flow. (1) A Ray task loads the checkpoint once to read its vocabulary and tokenizer name (the run's
 fingerprint needs them, and the driver stays free of torch and GPUs). (2) The driver checks the
 output folder exactly as the local driver does (``--resume`` / ``--overwrite``, the same

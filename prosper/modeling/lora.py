@@ -102,7 +102,7 @@ def _head_tensors(encoder) -> list:
 
 
 def has_adapters(encoder) -> bool:
-    return bool(getattr(encoder, "lora_layers", None))
+    return bool(encoder.lora_layers)
 
 
 def merged_state(encoder, state: dict) -> dict:

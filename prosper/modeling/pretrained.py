@@ -1,6 +1,9 @@
 """Load a sparse model by folder or hub id, the way ``sentence_transformers.SparseEncoder("...")``
 takes a name: a prosper checkpoint, a plain SPLADE (masked-LM) model or a causal LM.
 
+Over 300 lines on purpose: the detection rules and the sentence-transformers folder reading are
+one decision table; split, the rules would drift from the loader that applies them.
+
 What the folder (or hub repository) holds decides how it loads; no code shipped with the model
 ever runs (``trust_remote_code`` stays off):
 

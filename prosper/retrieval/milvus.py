@@ -1,5 +1,8 @@
 """Milvus as a searcher (``milvus``): a collection of sparse item vectors is the index.
 
+Over 300 lines on purpose: the collection layout, the client wrapper (one-line errors across
+Milvus versions) and the searcher that reads it are one contract with the ``milvus`` exporter.
+
 Milvus is a distributed vector database with native sparse vectors; Milvus Lite runs the same
 client API embedded, on a local ``.db`` path, so one code path serves both (the URI decides).
 A prosper collection holds::
