@@ -289,9 +289,10 @@ def test_eval_checkpoint_with_the_milvus_searcher(db, tmp_path, clean_env, monke
     (beir / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in {"q1": "w100 w1", "q2": "w41"}.items()))
     (beir / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tp4\t2\nq2\tp3\t2\n")
     results = {}
+    (tmp_path / "ckpt").mkdir()  # the stand-in encoder loads nothing from it
     for name in ("exact", "milvus"):
         out = tmp_path / f"eval-{name}"
-        args = ["eval", "--checkpoint", "ckpt", "--data", str(beir), "--split", "dev", "-o", str(out), f"search.searcher.name={name}"]
+        args = ["eval", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(beir), "--split", "dev", "-o", str(out), f"search.searcher.name={name}"]
         if name == "milvus":
             args.append(f"search.searcher.uri={db}")
         assert main(args) == 0, capsys.readouterr().err

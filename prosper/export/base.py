@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pydantic import BaseModel
 
 from prosper.components import Exporter
+from prosper.sparse import SparseVectors
 
 
 def string_array_bytes(array) -> memoryview:
@@ -66,3 +67,9 @@ def build_exporter(exporter: str | Mapping | BaseModel | Exporter) -> tuple[Expo
     spec = spec_dict(exporter)
 
     return get_registry().build("exporter", spec, where="export"), spec
+
+
+def check_vocabulary(batch: SparseVectors, vocab_size: int) -> None:
+    """Every writer's first check: the vectors span the vocabulary the file was opened with."""
+    if batch.vocab_size != vocab_size:
+        raise ValueError(f"vectors over a vocabulary of {batch.vocab_size} terms, but {vocab_size} term strings given")

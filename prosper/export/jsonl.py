@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from prosper.components import Exporter, Writer
-from prosper.export.base import joined_rows, json_strings, string_array_bytes
+from prosper.export.base import check_vocabulary, joined_rows, json_strings, string_array_bytes
 from prosper.export.params import JsonlParams
 from prosper.fileio import AtomicFile
 from prosper.sparse import SparseVectors
@@ -72,8 +72,3 @@ class JsonlWriter(Writer):
 
     def abort(self) -> None:
         self.file.abort()
-
-
-def check_vocabulary(batch: SparseVectors, vocab_size: int) -> None:
-    if batch.vocab_size != vocab_size:
-        raise ValueError(f"vectors over a vocabulary of {batch.vocab_size} terms, but {vocab_size} term strings given")

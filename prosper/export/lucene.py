@@ -32,7 +32,7 @@ import numpy as np
 
 from prosper.errors import ConfigError, InputError
 from prosper.components import Exporter, Writer
-from prosper.export.base import joined_rows, json_strings, string_array_bytes
+from prosper.export.base import check_vocabulary, joined_rows, json_strings, string_array_bytes
 from prosper.export.params import EXACT_LIMIT, INT_LIMIT, MAX_CLAUSES, LuceneParams  # noqa: F401
 from prosper.fileio import AtomicFile
 from prosper.sparse import SparseVectors
@@ -209,8 +209,7 @@ class LuceneWriter(Writer):
         self.counts: dict[str, int] = {"rows": 0}
 
     def write(self, batch: SparseVectors) -> None:
-        if batch.vocab_size != self.vocab_size:
-            raise ValueError(f"vectors over {batch.vocab_size} terms, vocabulary has {self.vocab_size}")
+        check_vocabulary(batch, self.vocab_size)
         if len(batch) == 0:
             return
         vectors, impacts = quantise(batch, self.params, self.side, self.counts)

@@ -31,6 +31,7 @@ import numpy as np
 from prosper.components import Exporter, Writer
 from prosper.errors import ConfigError, InputError
 from prosper.export.params import MilvusParams
+from prosper.export.base import check_vocabulary
 from prosper.fileio import atomic_write_json
 from prosper.sparse import SparseVectors
 
@@ -155,8 +156,7 @@ class MilvusWriter(Writer):
         self.counts: dict[str, int] = {"rows": 0}
 
     def write(self, batch: SparseVectors) -> None:
-        if batch.vocab_size != self.vocab_size:
-            raise ValueError(f"vectors over {batch.vocab_size} terms, vocabulary has {self.vocab_size}")
+        check_vocabulary(batch, self.vocab_size)
         if len(batch) == 0:
             return
         empty = self.collection.upsert(prepare_items(batch, self.params), self.params.batch_rows)

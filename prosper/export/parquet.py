@@ -23,6 +23,7 @@ import numpy as np
 
 from prosper.errors import InputError
 from prosper.components import Exporter, Writer
+from prosper.export.base import check_vocabulary
 from prosper.fileio import temp_path
 from prosper.export.params import ParquetParams
 from prosper.sparse import SparseVectors
@@ -119,8 +120,7 @@ class ParquetWriter(Writer):
         self.rows = 0
 
     def write(self, batch: SparseVectors) -> None:
-        if batch.vocab_size != self.vocab_size:
-            raise ValueError(f"vectors over {batch.vocab_size} terms, vocabulary has {self.vocab_size}")
+        check_vocabulary(batch, self.vocab_size)
         if len(batch) == 0:
             return
         self.pending.append(batch)

@@ -56,7 +56,7 @@ import numpy as np
 
 from prosper.components import Exporter, Writer
 from prosper.errors import ConfigError, InputError
-from prosper.export.base import joined_rows, json_strings, string_array_bytes
+from prosper.export.base import check_vocabulary, joined_rows, json_strings, string_array_bytes
 from prosper.export.params import SearchEngineParams
 from prosper.fileio import AtomicFile, atomic_write_text
 from prosper.sparse import SparseVectors
@@ -312,8 +312,7 @@ class SearchEngineWriter(Writer):
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        if batch.vocab_size != self.vocab_size:
-            raise ValueError(f"vectors over {batch.vocab_size} terms, vocabulary has {self.vocab_size}")
+        check_vocabulary(batch, self.vocab_size)
         if len(batch) == 0:
             return
         if self.side == "item":

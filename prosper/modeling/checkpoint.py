@@ -107,14 +107,6 @@ def read_settings(directory) -> dict[str, Any]:
     return data
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def _load_lrn_state(directory: Path) -> dict[str, Any] | None:
@@ -146,7 +138,7 @@ def load_checkpoint(directory, device=None, **model_overrides):
     from prosper.modeling.lrn import LiteralResidual
     from prosper.plugins import get_registry
     from prosper.registry import format_validation_error
-    from prosper.settings import ModelSettings
+    from prosper.settings import ModelSettings, merge_settings
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -156,7 +148,7 @@ def load_checkpoint(directory, device=None, **model_overrides):
         raise CheckpointError(f"{backbone_dir}: missing (not a prosper checkpoint directory)")
     refuse_unsafe_pickles(backbone_dir)
     document = read_settings(directory)
-    model_data = _merge(document.get("model") or {}, model_overrides)
+    model_data = merge_settings(document.get("model") or {}, model_overrides, at=("model",))
     backbone = dict(model_data.get("backbone") or {})
     backbone["path"] = str(backbone_dir)
     backbone.pop("revision", None)

@@ -281,14 +281,6 @@ def _warn_prompts(st_config: dict, source: str) -> None:
         )
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def pretrained_settings(spec: PretrainedSpec, **model_overrides: Any):
@@ -296,10 +288,10 @@ def pretrained_settings(spec: PretrainedSpec, **model_overrides: Any):
     from pydantic import ValidationError
 
     from prosper.registry import format_validation_error
-    from prosper.settings import ModelSettings
+    from prosper.settings import ModelSettings, merge_settings
 
     try:
-        return ModelSettings.model_validate(_merge(spec.model, model_overrides))
+        return ModelSettings.model_validate(merge_settings(spec.model, model_overrides, at=("model",)))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, prefix="model")) from None
 
