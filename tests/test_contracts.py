@@ -154,13 +154,11 @@ def test_broken_component_fails_with_one_clear_line(name, message, plugin_regist
     assert "\n" not in str(info.value)
 
 
-def test_cli_check_exit_codes(plugin_registry, workdir):
-    from typer.testing import CliRunner
-
-    from prosper.cli.app import app
+def test_cli_check_exit_codes(plugin_registry, workdir, capsys):
+    from prosper.cli.app import main
 
     plugin_registry.add(BrokenPlugin(), "broken-plugin")
-    ok = CliRunner().invoke(app, ["plugins", "check", "jsonl"])
-    assert ok.exit_code == 0 and "ok exporter jsonl" in ok.output
-    bad = CliRunner().invoke(app, ["plugins", "check", "broken_exporter"])
-    assert bad.exit_code == 1 and "FAIL exporter 'broken_exporter'" in bad.output
+    assert main(["plugins", "check", "jsonl"]) == 0
+    assert "ok exporter jsonl" in capsys.readouterr().out
+    assert main(["plugins", "check", "broken_exporter"]) == 1
+    assert "FAIL exporter 'broken_exporter'" in capsys.readouterr().out
