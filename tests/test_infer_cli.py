@@ -84,7 +84,7 @@ def test_export_query_side_and_bad_params(tmp_path, fake_checkpoint, capsys, cle
     rc = main(["export", "-i", str(tmp_path / "q.parquet"), "-f", "lucene", "-o", str(tmp_path / "x"), "export.scale=-1"])
     assert rc == 2 and "export.scale" in capsys.readouterr().err
     rc = main(["export", "-i", str(tmp_path / "q.parquet"), "-f", "nope", "-o", str(tmp_path / "x")])
-    assert rc == 2 and "registered: jsonl, lucene, parquet" in capsys.readouterr().err.replace("\n", "")
+    assert rc == 2 and "registered: elasticsearch, jsonl, lucene, milvus, opensearch, parquet" in capsys.readouterr().err.replace("\n", "")
 
 
 def test_infer_errors_are_one_line(tmp_path, fake_checkpoint, capsys, clean_env):

@@ -53,22 +53,22 @@ def prosper_executable() -> str:
 
 
 @pytest.fixture(scope="module")
-def scratch(tmp_path_factory):
+def stand_ins(tmp_path_factory):
     from prosper.contracts.fixtures import tiny_backbone, tiny_shop
 
-    root = tmp_path_factory.mktemp("readme")
-    stand_ins = tmp_path_factory.mktemp("stand-ins")
-    (root / "data").mkdir()
-    shutil.copytree(tiny_shop(stand_ins), root / "data" / "my-shop")
-    return root, {
-        "Qwen/Qwen2.5-0.5B": str(tiny_backbone(stand_ins, "causal")),
-        "my-splade": str(tiny_backbone(stand_ins, "mlm")),
+    root = tmp_path_factory.mktemp("stand-ins")
+    return tiny_shop(root), {
+        "Qwen/Qwen2.5-0.5B": str(tiny_backbone(root, "causal")),
+        "my-splade": str(tiny_backbone(root, "mlm")),
     }
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=[p.name for p in DOCS])
-def test_documented_commands_run_as_written(doc, scratch):
-    root, stand_ins = scratch
+def test_documented_commands_run_as_written(doc, stand_ins, tmp_path):
+    shop, stand_ins = stand_ins
+    root = tmp_path  # a fresh scratch folder per document, outside the source tree
+    (root / "data").mkdir()
+    shutil.copytree(shop, root / "data" / "my-shop")
     commands = documented_commands(doc)
     assert len(commands) >= 8, f"{doc.name}: expected the quickstart's commands"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PROSPER_DEBUG": "0"}
