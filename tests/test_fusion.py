@@ -86,7 +86,8 @@ def test_bad_arguments_are_config_errors():
 def test_settings_validate_the_weights(clean_env):
     from prosper.settings import load_settings
 
-    assert load_settings(None, ["search.fusion_weights={bm25: 2}"], environ={}).search.fusion_weights == {"bm25": 2.0}
+    # a partial override keeps the other channel's weight (settings merge; unnamed channels weigh 1 anyway)
+    assert load_settings(None, ["search.fusion_weights={bm25: 2}"], environ={}).search.fusion_weights == {"prosper": 1.0, "bm25": 2.0}
     with pytest.raises(ConfigError, match="fusion_weights"):
         load_settings(None, ["search.fusion_weights={bm25: -2}"], environ={})
     with pytest.raises(ConfigError, match="fusion_weights"):

@@ -51,7 +51,9 @@ class FakeEncoder:
 
 
 @pytest.fixture()
-def fake_encoder(monkeypatch):
+def fake_encoder(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ckpt").mkdir(exist_ok=True)  # the stand-in encoder reads nothing from it
     module = types.ModuleType("prosper.modeling.encoder")
     module.SparseEncoder = FakeEncoder
     monkeypatch.setitem(sys.modules, "prosper.modeling.encoder", module)
@@ -120,7 +122,7 @@ def test_search_needs_query_or_queries(index_dir, capsys):
     assert main(["search", "--index", str(index_dir)]) == 2
     assert "either a query text" in capsys.readouterr().err
     assert main(["search", "--index", str(index_dir), "drill"]) == 2
-    assert "needs --checkpoint" in capsys.readouterr().err
+    assert "needs --model" in capsys.readouterr().err
 
 
 def test_eval_run_files_with_channels(tmp_path, clean_env, capsys):

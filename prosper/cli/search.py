@@ -107,12 +107,12 @@ def register(app: typer.Typer) -> None:
         if text is not None and checkpoint is None:
             raise ConfigError("a query text needs --model to encode it")
         check_query_text(text)
+        if fusion is not None:
+            _check_fusion(fusion, index, corpus, checkpoint)  # before the index or the model loads
         check_model_reference(checkpoint)
         check_input_path(index, "--index")
         check_input_path(queries, "--queries")
         check_input_path(corpus, "--corpus")
-        if fusion is not None:
-            _check_fusion(fusion, index, corpus, checkpoint)  # before the index or the model loads
         from prosper.retrieval.api import load_query_vectors, open_search_index, resolve_scoring
         from prosper.retrieval.index import check_scoring
 
@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
         if text is not None:
             vectors = encoder.encode([text], side="query", ids=["q"])
             (result,) = searcher_index.search(vectors, k=k, scoring=chosen, query_top_terms=top_terms)
-            _print_query_terms(vectors, encoder, top_terms)
+            _print_query_terms(vectors, encoder.vocabulary(), top_terms)
             from prosper.evaluation.report import results_table
 
             if bm25 is not None:
@@ -214,8 +214,8 @@ def _item_texts(index: Path | None, corpus: Path | None, ids, settings) -> dict[
     return texts
 
 
-def _print_query_terms(vectors, encoder, top_terms) -> None:
+def _print_query_terms(vectors, vocabulary, top_terms) -> None:
     """The query's terms, decoded, highest weight first (all of them, or the top N search used)."""
-    (pairs,) = vectors.decode(top_terms, encoder)
+    (pairs,) = vectors.decode(top_terms, vocabulary)
     shown = ", ".join(f"{term}:{weight:.2f}" for term, weight in pairs)
     console.print(f"query terms ({len(pairs)}): {shown}", highlight=False)
