@@ -1,16 +1,38 @@
-"""Encoding throughput and peak memory: prosper vs sentence-transformers SparseEncoder.
+"""Encoding speed and peak memory through the CLI: ``prosper infer`` vs sentence-transformers.
 
-Encodes the titles of ../shared/datasets/homedepot with ../shared/models/splade-tiny (max
-pooling, LRN and LFW off: the two produce the same vectors) and, in the same run, with
-sentence-transformers' ``SparseEncoder.encode_document``. Each system runs in its own
-subprocess so that peak resident memory (``VmHWM``) is measured per system.
+What a user gets, not what the encoder does in a loop: each system runs as a whole process,
+from interpreter start to the last vector, in the same run on the same machine.
 
-Run it under the shared benchmark lock::
+* prosper: ``python -m prosper infer --checkpoint CK --input X.jsonl --output out.parquet``
+  with every ``infer.*`` default (``--prosper-args`` adds overrides). ``CK`` is
+  ``../shared/models/splade-tiny`` wrapped as a prosper checkpoint (max pooling, LRN and LFW
+  off, ``max_length`` 512: the settings under which both systems give the same vectors).
+* baseline: sentence-transformers ``SparseEncoder(splade-tiny).encode_document(texts)`` at its
+  default batch size (32), in its own subprocess that reads the same JSONL. Its clock stops
+  when ``encode_document`` returns (it writes nothing), which favours the baseline.
 
-    flock /tmp/prosper-bench.lock python benchmarks/encode.py            # full run
-    flock /tmp/prosper-bench.lock python benchmarks/encode.py --limit 5000 --repeat 3
+Peak memory is the child's peak resident set (``ru_maxrss`` from ``wait4``, what
+``/usr/bin/time -v`` prints as "Maximum resident set size"); time is the wall time of the whole
+command (Python start-up, imports and model loading included).
 
-Prints docs/s and peak RSS of both and the ratios; writes benchmarks/results/encode.json.
+Two kinds of text, from ``../shared/datasets/homedepot`` (titles only):
+
+* ``titles``: the first ``--titles`` product titles (20,000 by default), 20 tokens on average;
+* ``long``: ``--long`` texts (9,913 by default) of 200-510 splade-tiny tokens, standing in for
+  a catalogue with descriptions (none is available here): each is a product's title followed by
+  the titles of other products of the same family (the same first word of the title, usually
+  the brand) in random order, topped up with random titles, until a length drawn uniformly from
+  200-510 tokens is reached (seed 0; built in this script, cached in the work folder).
+
+Also measured: prosper's peak on a quarter of each set (memory must not grow with the catalogue)
+and, with ``--check``, that both systems wrote the same vectors. Ratios are prosper over the
+baseline (speed: docs/s; memory: peak RSS). Run it alone, under the benchmark lock::
+
+    flock /tmp/prosper-bench.lock python benchmarks/encode.py            # 20,000 titles + 9,913 long texts
+    flock /tmp/prosper-bench.lock python benchmarks/encode.py --repeat 3 # medians of 3 runs
+    python benchmarks/encode.py --smoke                                  # ~500 texts, checks the plumbing
+
+Writes benchmarks/results/encode.json (``--smoke``: encode-smoke.json in the work folder).
 """
 
 from __future__ import annotations
@@ -18,210 +40,293 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PROSPER_SHARED_DIR", ROOT.parent / "shared"))
 MODEL = SHARED / "models" / "splade-tiny"
 CORPUS = SHARED / "datasets" / "homedepot" / "corpus.jsonl"
+LONG_MIN, LONG_MAX = 200, 510  # tokens between [CLS] and [SEP]: at most 512 with them
+CHECKPOINT_SETTINGS = {
+    "backbone": {"name": "bert", "path": str(MODEL)},
+    "pooling": "max", "lrn": {"enabled": False}, "lfw": {"enabled": False},
+    "max_length": 512, "precision": "fp32", "device": "cpu",
+}
 
 
-def rss_kib(field: str = "VmRSS") -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def load_titles(limit: int | None) -> list[str]:
-    titles = []
+# -- data ----------------------------------------------------------------------------------
+def _titles() -> list[str]:
     with CORPUS.open(encoding="utf-8") as fh:
-        for line in fh:
-            record = json.loads(line)
-            titles.append(" ".join(x for x in (record.get("title"), record.get("text")) if x))
-            if limit and len(titles) >= limit:
+        return [json.loads(line)["title"] for line in fh]
+
+
+def write_titles(path: Path, n: int) -> Path:
+    if not path.exists():
+        rows = [{"_id": f"t{i}", "title": t} for i, t in enumerate(_titles()[:n])]
+        _write_jsonl(path, rows)
+    return path
+
+
+def write_long_texts(path: Path, n: int, seed: int = 0) -> Path:
+    """``n`` records ``{"_id", "title", "text"}`` of LONG_MIN-LONG_MAX tokens (see the module docstring)."""
+    if path.exists():
+        return path
+    from tokenizers import Tokenizer
+
+    titles = _titles()
+    tokenizer = Tokenizer.from_file(str(MODEL / "tokenizer.json"))
+    lengths = [len(e.ids) for e in tokenizer.encode_batch(titles, add_special_tokens=False)]
+    families: dict[str, list[int]] = defaultdict(list)
+    for i, title in enumerate(titles):
+        families[title.split()[0].lower() if title.split() else ""].append(i)
+    rng = random.Random(seed)
+    rows = []
+    for k in range(n):
+        target = rng.randint(LONG_MIN, LONG_MAX)
+        anchor = rng.randrange(len(titles))
+        family = [i for i in families[titles[anchor].split()[0].lower()] if i != anchor]
+        rng.shuffle(family)
+        parts, total = [], lengths[anchor]
+        for i in family + [rng.randrange(len(titles)) for _ in range(200)]:
+            if total >= target:
                 break
-    return titles
+            if total + lengths[i] <= LONG_MAX:  # whitespace never merges WordPiece tokens
+                parts.append(titles[i])
+                total += lengths[i]
+        rows.append({"_id": f"l{k}", "title": titles[anchor], "text": " ".join(parts)})
+    _write_jsonl(path, rows)
+    return path
 
 
-def matmul_speed(dtype_name: str) -> float:
-    """Seconds for a head-sized matmul in this dtype (probe for 'fastest precision')."""
-    import torch
-
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
-    a = torch.randn(512, 128).to(dtype)
-    w = torch.randn(128, 30522).to(dtype)
-    a @ w
-    start = time.perf_counter()
-    for _ in range(3):
-        a @ w
-    return (time.perf_counter() - start) / 3
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, path)
 
 
-# -- workers (one per subprocess) -------------------------------------------------------------
-def worker_prosper(args) -> dict:
-    import torch
+def read_texts(path: Path) -> tuple[list[str], list[str]]:
+    """Ids and texts as prosper's collection reader joins them (title, one space, text)."""
+    ids, texts = [], []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            r = json.loads(line)
+            ids.append(r["_id"])
+            texts.append(" ".join(str(p).strip() for p in (r.get("title"), r.get("text")) if p and str(p).strip()))
+    return ids, texts
 
-    torch.set_num_threads(args.threads)
+
+# -- processes -----------------------------------------------------------------------------
+def run_measured(cmd: list[str], env: dict, log: Path) -> dict:
+    """Run ``cmd``; wall seconds of the whole process and its peak RSS (``wait4``'s ru_maxrss, KiB)."""
+    with log.open("w") as out:
+        start = time.time()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        end = time.time()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:4]} failed ({proc.returncode}):\n{log.read_text()[-3000:]}")
+    return {"start": start, "end": end, "seconds": end - start, "peak_rss_gib": usage.ru_maxrss / 2**20,
+            "user_s": usage.ru_utime, "sys_s": usage.ru_stime}
+
+
+def child_env(threads: int) -> dict:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS=str(threads))
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def make_checkpoint(work: Path, env: dict) -> Path:
+    checkpoint = work / "splade-tiny-checkpoint"
+    if not (checkpoint / "prosper.yaml").exists():
+        run_measured([sys.executable, __file__, "--worker", "checkpoint", "--work", str(work)], env, work / "checkpoint.log")
+    return checkpoint
+
+
+def run_prosper(data: Path, work: Path, checkpoint: Path, env: dict, extra: list[str], tag: str) -> dict:
+    out = work / f"{tag}.parquet"
+    cmd = [sys.executable, "-m", "prosper", "infer", "--checkpoint", str(checkpoint), "--input", str(data),
+           "--output", str(out), "--overwrite", *extra]
+    result = run_measured(cmd, env, work / f"{tag}.log")
+    result["output"] = str(out)
+    return result
+
+
+def run_st(data: Path, work: Path, env: dict, batch_size: int, dump: bool, tag: str) -> dict:
+    report = work / f"{tag}.json"
+    cmd = [sys.executable, __file__, "--worker", "st", "--input", str(data), "--report", str(report),
+           "--st-batch-size", str(batch_size)] + (["--dump", str(work / f"{tag}.npz")] if dump else [])
+    result = run_measured(cmd, env, work / f"{tag}.log")
+    inner = json.loads(report.read_text())
+    result["seconds"] = inner["encoded_at"] - result["start"]  # stop the clock when encode_document returns
+    result.update({k: v for k, v in inner.items() if k != "encoded_at"})
+    return result
+
+
+# -- workers (run in the subprocesses) -----------------------------------------------------
+def worker_checkpoint(args) -> None:
     from prosper.modeling.encoder import SparseEncoder
     from prosper.settings import ModelSettings
 
-    titles = load_titles(args.limit)
-    settings = ModelSettings(
-        backbone={"name": "bert", "path": str(MODEL)},
-        pooling="max", lrn={"enabled": False}, lfw={"enabled": False},
-        max_length=512, precision=args.precision, device="cpu", head_chunk_size=args.chunk,
-    )
-    encoder = SparseEncoder.from_settings(settings)
-    encoder.encode(titles[:64], batch_size=args.batch_size)  # warm-up
-    rss_loaded = rss_kib()
-    samples = []
-    start = time.perf_counter()
-    parts = []
-    for part in encoder.encode_batches(titles, batch_size=args.batch_size, buffer_size=4096):
-        parts.append(part)
-        samples.append(rss_kib())
-    from prosper.sparse import SparseVectors
-
-    vectors = SparseVectors.concat(parts)
-    seconds = time.perf_counter() - start
-    return {
-        "system": f"prosper-{args.precision}",
-        "docs": len(titles),
-        "seconds": seconds,
-        "docs_per_s": len(titles) / seconds,
-        "peak_rss_gib": rss_kib("VmHWM") / 2**20,
-        "rss_after_load_gib": rss_loaded / 2**20,
-        "rss_after_first_buffer_gib": samples[0] / 2**20,
-        "rss_at_end_gib": samples[-1] / 2**20,
-        "mean_nnz": float(vectors.nnz.mean()),
-        "batch_size": args.batch_size,
-        "threads": torch.get_num_threads(),
-    }
+    SparseEncoder.from_settings(ModelSettings(**CHECKPOINT_SETTINGS)).save(Path(args.work) / "splade-tiny-checkpoint")
 
 
-def worker_st(args) -> dict:
+def worker_st(args) -> None:
     import torch
-
-    torch.set_num_threads(args.threads)
     from sentence_transformers import SparseEncoder
 
-    titles = load_titles(args.limit)
+    _, texts = read_texts(Path(args.input))
     model = SparseEncoder(str(MODEL), device="cpu")
-    model.encode_document(titles[:64])  # warm-up
-    rss_loaded = rss_kib()
-    start = time.perf_counter()
-    out = model.encode_document(titles)
-    seconds = time.perf_counter() - start
-    nnz = out.coalesce().indices().shape[1] / len(titles) if out.is_sparse else float((out > 0).sum()) / len(titles)
-    return {
-        "system": "sentence-transformers",
-        "docs": len(titles),
-        "seconds": seconds,
-        "docs_per_s": len(titles) / seconds,
-        "peak_rss_gib": rss_kib("VmHWM") / 2**20,
-        "rss_after_load_gib": rss_loaded / 2**20,
-        "mean_nnz": nnz,
-        "batch_size": 32,
-        "threads": torch.get_num_threads(),
-        "max_seq_length": model.max_seq_length,
-    }
+    out = model.encode_document(texts, batch_size=args.st_batch_size, show_progress_bar=False)
+    encoded_at = time.time()
+    out = out.coalesce()
+    report = {"encoded_at": encoded_at, "docs": len(texts), "mean_nnz": out._nnz() / max(1, len(texts)),
+              "threads": torch.get_num_threads(), "batch_size": args.st_batch_size,
+              "max_seq_length": model.max_seq_length}
+    if args.dump:
+        import numpy as np
+
+        rows, cols = out.indices().numpy()
+        np.savez(args.dump, rows=rows, cols=cols, values=out.values().float().numpy(), n=len(texts))
+    Path(args.report).write_text(json.dumps(report), encoding="utf-8")
 
 
-def run_worker(kind: str, args, precision: str = "fp32") -> dict:
-    cmd = [
-        sys.executable, __file__, "--worker", kind, "--precision", precision,
-        "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--chunk", str(args.chunk),
-    ]
-    if args.limit:
-        cmd += ["--limit", str(args.limit)]
-    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise SystemExit(f"{kind} worker failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+# -- comparison ----------------------------------------------------------------------------
+def compare(parquet: Path, dump: Path) -> dict:
+    """Both systems' vectors: same terms per row, and the largest weight difference."""
+    import numpy as np
+
+    from prosper.export.parquet import read_parquet_vectors
+
+    ours, _ = read_parquet_vectors(parquet)
+    z = np.load(dump)
+    keep = z["values"] > 0
+    order = np.lexsort((z["cols"][keep], z["rows"][keep]))
+    rows, cols, values = z["rows"][keep][order], z["cols"][keep][order], z["values"][keep][order]
+    ours_rows = np.repeat(np.arange(len(ours)), ours.nnz)
+    same = len(rows) == len(ours_rows) and np.array_equal(rows, ours_rows) and np.array_equal(cols, ours.term_ids)
+    return {"same_terms": bool(same), "terms": int(len(ours.term_ids)),
+            "max_abs_diff": float(np.abs(values - ours.weights).max()) if same and len(values) else None}
 
 
-def median_result(runs: list[dict]) -> dict:
-    out = dict(runs[len(runs) // 2])
-    for key in ("docs_per_s", "seconds", "peak_rss_gib"):
+def median_of(runs: list[dict]) -> dict:
+    out = dict(runs[0])
+    for key in ("seconds", "peak_rss_gib", "docs_per_s", "user_s"):
         out[key] = statistics.median(r[key] for r in runs)
     out["runs"] = len(runs)
     return out
 
 
+def measure(kind: str, data: Path, n: int, args, work: Path, checkpoint: Path, env: dict) -> dict:
+    prosper_args = args.prosper_args.split() if args.prosper_args else []
+    runs: dict[str, list[dict]] = {"prosper": [], "sentence-transformers": []}
+    for rep in range(args.repeat):
+        order = ["prosper", "sentence-transformers"] if rep % 2 == 0 else ["sentence-transformers", "prosper"]
+        for system in order:
+            if system == "prosper":
+                r = run_prosper(data, work, checkpoint, env, prosper_args, f"{kind}-prosper")
+            elif args.skip_st:
+                continue
+            else:
+                r = run_st(data, work, env, args.st_batch_size, args.check and rep == 0, f"{kind}-st")
+            r["docs"], r["docs_per_s"] = n, n / r["seconds"]
+            runs[system].append(r)
+            print(f"  {kind} run {rep + 1}: {system:<22} {r['docs_per_s']:8.1f} docs/s  {r['seconds']:7.1f} s"
+                  f"  peak {r['peak_rss_gib']:.2f} GiB", flush=True)
+    result = {"docs": n, "input": str(data), "results": {k: median_of(v) for k, v in runs.items() if v}, "all_runs": runs}
+    if runs["sentence-transformers"]:
+        p, s = result["results"]["prosper"], result["results"]["sentence-transformers"]
+        result["ratios"] = {"speed": p["docs_per_s"] / s["docs_per_s"], "memory": p["peak_rss_gib"] / s["peak_rss_gib"]}
+        if args.check:
+            result["check"] = compare(Path(runs["prosper"][0]["output"]), work / f"{kind}-st.npz")
+    if not args.no_flat:  # a quarter of the catalogue: the peak must not grow with the catalogue
+        quarter = work / f"{kind}-quarter.jsonl"
+        lines = data.read_text(encoding="utf-8").splitlines(keepends=True)
+        quarter.write_text("".join(lines[: max(1, len(lines) // 4)]), encoding="utf-8")
+        small = run_prosper(quarter, work, checkpoint, env, prosper_args, f"{kind}-prosper-quarter")
+        result["flat"] = {"quarter_docs": max(1, len(lines) // 4), "quarter_peak_rss_gib": small["peak_rss_gib"],
+                          "full_peak_rss_gib": result["results"]["prosper"]["peak_rss_gib"]}
+    return result
+
+
+def print_table(document: dict) -> None:
+    print(f"\n{'texts':<8}{'system':<24}{'docs':>7}{'docs/s':>9}{'peak GiB':>10}{'speed x':>9}{'memory x':>10}")
+    for kind in ("titles", "long"):
+        part = document.get(kind)
+        if not part:
+            continue
+        base = part["results"].get("sentence-transformers")
+        for name, r in part["results"].items():
+            speed = f"{r['docs_per_s'] / base['docs_per_s']:.2f}" if base else "-"
+            memory = f"{r['peak_rss_gib'] / base['peak_rss_gib']:.3f}" if base else "-"
+            print(f"{kind:<8}{name:<24}{r['docs']:>7}{r['docs_per_s']:>9.1f}{r['peak_rss_gib']:>10.2f}{speed:>9}{memory:>10}")
+        if "flat" in part:
+            f = part["flat"]
+            print(f"{'':<8}prosper on {f['quarter_docs']:,} of them: peak {f['quarter_peak_rss_gib']:.2f} GiB "
+                  f"(all: {f['full_peak_rss_gib']:.2f} GiB)")
+        if "check" in part:
+            c = part["check"]
+            print(f"{'':<8}same terms in every vector: {c['same_terms']}, largest weight difference {c['max_abs_diff']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--limit", type=int, default=None, help="encode only the first N titles")
+    parser.add_argument("--titles", type=int, default=20_000, help="product titles to encode (0: skip)")
+    parser.add_argument("--long", type=int, default=9_913, help="long texts (200-510 tokens) to encode (0: skip)")
+    parser.add_argument("--smoke", action="store_true", help="400 titles and 100 long texts: checks the plumbing only")
     parser.add_argument("--repeat", type=int, default=1, help="runs per system; medians are reported")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--chunk", type=int, default=256, help="model.head_chunk_size")
-    parser.add_argument("--precisions", default="auto", help="comma list (fp32,bf16) or auto: fp32 + bf16 when bf16 matmul is faster here")
-    parser.add_argument("--skip-st", action="store_true", help="do not run the sentence-transformers baseline")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "encode.json"))
-    parser.add_argument("--worker", choices=["prosper", "st"], help=argparse.SUPPRESS)
-    parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="OMP_NUM_THREADS of both")
+    parser.add_argument("--st-batch-size", type=int, default=32, help="encode_document batch size (its default)")
+    parser.add_argument("--prosper-args", default="", help="extra arguments for prosper infer, e.g. 'infer.batch_tokens=4096'")
+    parser.add_argument("--check", action="store_true", help="also compare the two systems' vectors")
+    parser.add_argument("--skip-st", action="store_true", help="prosper only")
+    parser.add_argument("--no-flat", action="store_true", help="skip the quarter-catalogue memory run")
+    parser.add_argument("--work", default=None, help="work folder (default: a temporary one)")
+    parser.add_argument("--output", default=None, help="results JSON")
+    parser.add_argument("--worker", choices=["st", "checkpoint"], help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
+    parser.add_argument("--report", help=argparse.SUPPRESS)
+    parser.add_argument("--dump", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.worker:
-        result = worker_prosper(args) if args.worker == "prosper" else worker_st(args)
-        print(json.dumps(result))
-        return
+    if args.worker == "st":
+        return worker_st(args)
+    if args.worker == "checkpoint":
+        return worker_checkpoint(args)
     if not MODEL.is_dir() or not CORPUS.is_file():
         raise SystemExit(f"needs {MODEL} and {CORPUS}")
-
-    import torch
-
-    torch.set_num_threads(args.threads)
-    probe = {name: matmul_speed(name) for name in ("fp32", "bf16")}
-    bf16_speedup = probe["fp32"] / probe["bf16"]
-    if args.precisions == "auto":
-        precisions = ["fp32"] + (["bf16"] if bf16_speedup > 1.0 else [])
-    else:
-        precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
-    print(f"threads={args.threads}  bf16 matmul vs fp32 on this CPU: {bf16_speedup:.2f}x "
-          f"({'bf16 has fast units' if bf16_speedup > 1 else 'no bf16 matrix units: fp32 is the fastest precision'})")
-
-    results: dict[str, dict] = {}
-    for rep in range(args.repeat):
-        for precision in precisions:
-            r = run_worker("prosper", args, precision)
-            results.setdefault(r["system"], []).append(r)
-            print(f"  run {rep + 1}: {r['system']}: {r['docs_per_s']:.1f} docs/s, peak {r['peak_rss_gib']:.2f} GiB", flush=True)
-        if not args.skip_st:
-            r = run_worker("st", args)
-            results.setdefault(r["system"], []).append(r)
-            print(f"  run {rep + 1}: {r['system']}: {r['docs_per_s']:.1f} docs/s, peak {r['peak_rss_gib']:.2f} GiB", flush=True)
-
-    summary = {name: median_result(runs) for name, runs in results.items()}
-    base = summary.get("sentence-transformers")
-    fastest = max((v for k, v in summary.items() if k.startswith("prosper")), key=lambda v: v["docs_per_s"])
-    print()
-    print(f"{'system':<24}{'docs':>8}{'docs/s':>10}{'peak GiB':>10}{'speed x':>9}{'memory x':>10}")
-    for name, r in summary.items():
-        speed = f"{r['docs_per_s'] / base['docs_per_s']:.2f}" if base else "-"
-        memory = f"{r['peak_rss_gib'] / base['peak_rss_gib']:.3f}" if base else "-"
-        print(f"{name:<24}{r['docs']:>8}{r['docs_per_s']:>10.1f}{r['peak_rss_gib']:>10.2f}{speed:>9}{memory:>10}")
-    for name, r in summary.items():
-        if name.startswith("prosper"):
-            print(f"{name}: RSS after first buffer {r['rss_after_first_buffer_gib']:.2f} GiB, at end {r['rss_at_end_gib']:.2f} GiB")
-    document = {
-        "limit": args.limit, "threads": args.threads, "repeat": args.repeat,
-        "bf16_matmul_speedup_vs_fp32": bf16_speedup, "fastest_prosper": fastest["system"],
-        "results": summary, "all_runs": results,
+    if args.smoke:
+        args.titles, args.long = min(args.titles, 400), min(args.long, 100)
+        args.check = True
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="prosper-encode-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    env = child_env(args.threads)
+    checkpoint = make_checkpoint(work, env)
+    document: dict = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
+                    "python": platform.python_version()},
+        "command": "prosper infer --checkpoint CK --input X.jsonl --output out.parquet " + args.prosper_args,
+        "baseline": f"sentence_transformers.SparseEncoder.encode_document(batch_size={args.st_batch_size})",
+        "smoke": args.smoke, "repeat": args.repeat,
     }
-    if base:
-        document["ratios"] = {
-            name: {"speed": r["docs_per_s"] / base["docs_per_s"], "memory": r["peak_rss_gib"] / base["peak_rss_gib"]}
-            for name, r in summary.items() if name != "sentence-transformers"
-        }
-    out = Path(args.output)
+    print(f"work folder {work}; {args.threads} thread(s)", flush=True)
+    if args.titles:
+        data = write_titles(work / f"titles-{args.titles}.jsonl", args.titles)
+        document["titles"] = measure("titles", data, args.titles, args, work, checkpoint, env)
+    if args.long:
+        data = write_long_texts(work / f"long-{args.long}.jsonl", args.long)
+        document["long"] = measure("long", data, args.long, args, work, checkpoint, env)
+    print_table(document)
+    out = Path(args.output) if args.output else (work / "encode-smoke.json" if args.smoke
+                                                 else ROOT / "benchmarks" / "results" / "encode.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

@@ -1,5 +1,8 @@
 """The validated settings model and its four sources.
 
+Over 300 lines on purpose: the whole schema is one model, read by ``prosper config docs`` to
+generate docs/configuration.md; the merging of sources is the other half.
+
 Precedence, lowest first: the defaults below < ``--config FILE`` (YAML) < ``PROSPER_*``
 environment variables (nested with ``__``, e.g. ``PROSPER_TRAIN__BATCH_SIZE=32``) < CLI
 overrides written ``section.key=value`` (``model.pooling=max``). Components are written
@@ -329,8 +332,10 @@ def _component_paths(model: type[BaseModel] | None = None, prefix: tuple[str, ..
     return paths
 
 
-def merge_settings(base: Mapping[str, Any], update: Mapping[str, Any], _path: tuple[str, ...] = ()) -> dict[str, Any]:
+def merge_settings(base: Mapping[str, Any], update: Mapping[str, Any], at: tuple[str, ...] = ()) -> dict[str, Any]:
     """``update`` over ``base``, deeply; at a component field a new ``name`` starts afresh.
+
+    ``at`` is where ``base`` sits in the settings (``("model",)`` for a model section alone).
 
     ``model.backbone.path=...`` keeps the backbone's name and other parameters, while
     ``model.backbone.name=bert`` replaces the whole spec, so parameters meant for the old
@@ -338,7 +343,7 @@ def merge_settings(base: Mapping[str, Any], update: Mapping[str, Any], _path: tu
     """
     merged = dict(base)
     for key, value in update.items():
-        path = (*_path, key)
+        path = (*at, key)
         old = merged.get(key)
         if isinstance(value, Mapping) and isinstance(old, Mapping):
             renamed = path in _COMPONENT_PATHS and "name" in value and value["name"] != old.get("name")

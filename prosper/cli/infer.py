@@ -100,11 +100,10 @@ def infer_command(
             check_input_path(path, "--input")
     if address:
         settings.infer.ray.address = address
-    if settings.infer.engine == "ray":
-        from prosper.inference.ray_engine import infer_ray as infer
-    else:
+    from prosper.inference.api import infer
+
+    if settings.infer.engine != "ray":
         from prosper.errors import ConfigError
-        from prosper.inference.api import infer
 
         if len(input) != 1:
             raise ConfigError("--input: the local engine reads one collection; give several with --engine ray")

@@ -1,11 +1,16 @@
 """Streaming, sharded, resumable encoding of a collection into exporter files.
 
+Over 300 lines on purpose: shards, state files, the run fingerprint and resume are one on-disk
+protocol (the Ray engine writes the same); splitting it would spread that protocol over modules.
+
 :func:`encode_collection` reads a collection record by record (:mod:`prosper.data.collections`),
-fills a buffer of ``infer.buffer_size`` texts, orders the buffer by token length so that each
-batch of ``infer.batch_size`` pads little (length bucketing), encodes the batches with the
-encoder (which applies LRN and the Lexical Focusing Window, Eq. 8-10), puts the vectors back in
-input order and hands them to an exporter writer. Memory is bounded by the buffer, never by the
-collection.
+fills a buffer of ``infer.buffer_size`` texts, orders the buffer by token length and cuts it
+into batches of at most ``infer.batch_tokens`` padded tokens and ``infer.batch_size`` texts
+(length bucketing under a token budget, :mod:`prosper.modeling.batching`), encodes the batches
+with the encoder (which applies LRN and the Lexical Focusing Window, Eq. 8-10, a few rows at a
+time), puts the vectors back in input order and hands them to an exporter writer. Memory is
+bounded by the buffer (``buffer_size`` x ``model.max_length`` token ids, 4 bytes each) and the
+token budget, never by the collection.
 
 Output layout. Records are cut into shards of ``infer.shard_size`` (in input order); shard ``k``
 is written to ``part-<k>.<ext>`` under a temporary name and renamed when complete, then a small
@@ -44,7 +49,7 @@ from prosper.data.collections import (
     resolve_collection,
 )
 from prosper.errors import ConfigError, InputError
-from prosper.export.base import LineExporter, build_exporter
+from prosper.export.base import build_exporter
 from prosper.fileio import atomic_write_json
 from prosper.sparse import SparseVectors
 
@@ -52,6 +57,8 @@ STATE_SUFFIX = ".prosper"
 RUN_FILE = "_run" + STATE_SUFFIX
 MANIFEST = "manifest" + STATE_SUFFIX
 FORMAT_VERSION = 1
+#: Characters of text a buffer holds at most (besides ``infer.buffer_size`` records): ~32 MB.
+BUFFER_CHARS = 1 << 25
 
 
 @dataclass
@@ -123,21 +130,43 @@ def _wait_for(paths: Sequence[Path], timeout_s: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def encode_buffer(encoder, records: list[Record], side: str, batch_size: int) -> SparseVectors:
-    """Encode one buffer; ``SparseEncoder.encode`` sorts it by token length into batches and
-    returns the vectors in input order, so the texts are tokenised once."""
+def encode_buffer(
+    encoder, records: list[Record], side: str, batch_size: int, batch_tokens: int | None = None
+) -> SparseVectors:
+    """Encode one buffer; ``SparseEncoder.encode`` sorts it by token length into batches of at
+    most ``batch_size`` texts and ``batch_tokens`` padded tokens and returns the vectors in input
+    order, so the texts are tokenised once. An encoder whose ``encode`` takes no
+    ``batch_tokens`` is called without it (batches of ``batch_size`` texts)."""
+    extra = {"batch_tokens": batch_tokens} if batch_tokens is not None and _takes_batch_tokens(encoder) else {}
     return encoder.encode(
-        [r.text for r in records], side=side, batch_size=batch_size, ids=[r.id for r in records], show_progress=False
+        [r.text for r in records], side=side, batch_size=batch_size, ids=[r.id for r in records], show_progress=False,
+        **extra,
     )
 
 
-def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+def _takes_batch_tokens(encoder) -> bool:
+    import inspect
+
+    try:
+        parameters = inspect.signature(encoder.encode).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
+    return "batch_tokens" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def _chunks(records: Iterator[Record], size: int, max_chars: int | None = BUFFER_CHARS) -> Iterator[list[Record]]:
+    """Consecutive buffers of at most ``size`` records and about ``max_chars`` characters of text:
+    the tokenizer truncates every text to ``model.max_length`` tokens, but the raw texts of a
+    buffer stay in memory until it is encoded, so long descriptions must not multiply by 8,192."""
     chunk: list[Record] = []
+    chars = 0
     for record in records:
         chunk.append(record)
-        if len(chunk) == size:
+        chars += len(record.text)
+        if len(chunk) == size or (max_chars is not None and chars >= max_chars):
             yield chunk
             chunk = []
+            chars = 0
     if chunk:
         yield chunk
 
@@ -207,7 +236,7 @@ def encode_collection(
     """Encode ``input`` (a collection, see :func:`~prosper.data.collections.iter_collection`) on
     ``side`` ('item' | 'query') and write it with ``exporter`` (an exporter object or a spec
     ``{name: ..., **params}``) to ``output``. ``settings`` is an ``InferSettings`` (batch_size,
-    buffer_size, shard_size, on_error). ``on_shard_done(k)`` is called after each finished shard.
+    batch_tokens, buffer_size, shard_size, on_error). ``on_shard_done(k)`` is called after each finished shard.
     """
     from prosper.settings import InferSettings
 
@@ -237,7 +266,7 @@ def encode_collection(
     }
     _prepare(parts_dir, fingerprint, resume, overwrite, rank)
 
-    suffix = exporter.suffix(side) if hasattr(exporter, "suffix") else ".out"
+    suffix = exporter.suffix(side)
     stats = CollectionStats()
     records: Iterator[Record] = iter_collection(
         source, side, title_field=title_field, text_field=text_field, on_error=settings.on_error, stats=stats
@@ -265,7 +294,7 @@ def encode_collection(
             rows = 0
             try:
                 for buffer in _chunks(shard_records, settings.buffer_size):
-                    vectors = encode_buffer(encoder, buffer, side, settings.batch_size)
+                    vectors = encode_buffer(encoder, buffer, side, settings.batch_size, settings.batch_tokens)
                     writer.write(vectors)
                     rows += len(vectors)
                     bar.advance(len(vectors))
@@ -298,7 +327,7 @@ def encode_collection(
     _write_manifest(parts_dir, parts, fingerprint, summary)
     if merge:
         if parts:
-            merge_parts = getattr(exporter, "merge", None) or LineExporter().merge  # bytes by default
+            merge_parts = exporter.merge
             merge_parts(parts, output, side)
         else:  # an empty collection still gives a valid (empty) file
             exporter.open(output, vocabulary, side, meta).close()

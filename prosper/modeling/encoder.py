@@ -1,10 +1,13 @@
 """The PROSPER sparse encoder: backbone -> pooled saturated logits -> LRN -> LFW (Eq. 5-11).
 
+Over 300 lines on purpose: the encoder is the one ``nn.Module`` users hold; construction, the
+forward of Eq. 5-11 and the encode API share its state (pooling lives in :mod:`.pooling`).
+
 ::
 
     from prosper import SparseEncoder
-    encoder = SparseEncoder.load("runs/prosper/best")
-    vectors = encoder.encode(["cordless drill 18v"], side="query")   # SparseVectors
+    encoder = SparseEncoder.from_pretrained("runs/prosper/best")   # or a SPLADE folder / hub id
+    vectors = encoder.encode_queries(["cordless drill 18v"])        # SparseVectors
 
 Each choice of the method is a setting of :class:`prosper.settings.ModelSettings`; see
 docs/method.md for the mapping from the paper's equations to settings.
@@ -13,6 +16,7 @@ docs/method.md for the mapping from the paper's equations to settings.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -21,9 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from prosper.errors import ConfigError
+from prosper.errors import ConfigError, InputError
 from prosper.modeling import scoring as _scoring
 from prosper.modeling.backbones.base import LoadedBackbone
+from prosper.modeling.batching import plan_batches
 from prosper.modeling.lfw import focusing_window
 from prosper.modeling.lrn import LiteralResidual
 from prosper.modeling.pooling import pool
@@ -32,6 +37,12 @@ from prosper.settings import ModelSettings
 from prosper.sparse import SparseVectors
 
 SIDES = ("query", "item")
+#: Texts per tokenizer call: a fast tokenizer keeps an ``Encoding`` (ids, offsets, token strings)
+#: per text until the call returns, ~40 KB for a 512-token text; slices bound that to a few MB.
+TOKENIZE_SLICE = 512
+#: Elements of a ``[rows, |V|]`` chunk at inference (16 MiB in float32): the pooled vectors, LRN,
+#: LFW and the sparse conversion run on at most this many, so no ``[batch, |V|]`` tensor exists.
+ROW_CHUNK_ELEMENTS = 1 << 22
 
 
 @dataclass
@@ -49,8 +60,20 @@ def _check_side(side: str) -> None:
         raise ValueError(f"side must be 'query' or 'item', not {side!r}")
 
 
+def _check_texts(texts) -> None:
+    """A bare string is a sequence of characters: refuse it rather than encode one vector per character."""
+    if isinstance(texts, (str, bytes)):
+        shown = texts if len(texts) <= 40 else texts[:37] + "..."
+        raise InputError(f"texts must be a list of strings, not one string; wrap it in a list: [{shown!r}]")
+
+
 class SparseEncoder(nn.Module):
     """A backbone LM turned into a sparse (vocabulary-wide) encoder for queries and items."""
+
+    #: The folder or hub id :meth:`from_pretrained` loaded (None when built otherwise).
+    source: str | None = None
+    #: LoRA adapters added for training (:func:`prosper.modeling.lora.add_adapters`), else None.
+    lora_layers: dict | None = None
 
     def __init__(self, settings: ModelSettings, backbone: LoadedBackbone, lrn: LiteralResidual | None = None):
         super().__init__()
@@ -96,6 +119,18 @@ class SparseEncoder(nn.Module):
         return cls(model_settings, loaded)
 
     @classmethod
+    def from_pretrained(cls, path_or_id, device=None, revision: str | None = None, **model_overrides) -> SparseEncoder:
+        """A prosper checkpoint, a plain SPLADE (masked-LM) model or a causal LM, by folder or hub id.
+
+        How each is detected and which settings a plain model gets (the ones that reproduce
+        sentence-transformers' ``SparseEncoder`` on a SPLADE folder) is in
+        :mod:`prosper.modeling.pretrained`; ``model_overrides`` change ModelSettings fields.
+        """
+        from prosper.modeling.pretrained import load_pretrained
+
+        return load_pretrained(path_or_id, device=device, revision=revision, **model_overrides)
+
+    @classmethod
     def load(cls, checkpoint_dir, device=None, **model_overrides) -> SparseEncoder:
         """Load a checkpoint directory written by :meth:`save` (see :mod:`prosper.modeling.checkpoint`)."""
         from prosper.modeling.checkpoint import load_checkpoint
@@ -137,16 +172,21 @@ class SparseEncoder(nn.Module):
         return self.lrn is not None and lrn.enabled and lrn.sides in ("both", side)
 
     # -- tokenisation -----------------------------------------------------------------------
-    def _token_rows(self, texts: Sequence[str]) -> list[list[int]]:
-        enc = self.tokenizer(
-            list(texts),
-            add_special_tokens=True,
-            truncation=True,
-            max_length=self.settings.max_length,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-        return enc["input_ids"]
+    def _token_rows(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Token ids per text (int32 arrays: 4 bytes a token where a list of ints costs ~36)."""
+        texts = list(texts)
+        rows: list[np.ndarray] = []
+        for start in range(0, len(texts), TOKENIZE_SLICE):
+            enc = self.tokenizer(
+                texts[start : start + TOKENIZE_SLICE],
+                add_special_tokens=True,
+                truncation=True,
+                max_length=self.settings.max_length,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )
+            rows.extend(np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"])
+        return rows
 
     def _collate(self, rows: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         """Pad token rows (left for causal LMs, right for MLMs) and build the masks pooling needs."""
@@ -278,6 +318,12 @@ class SparseEncoder(nn.Module):
             # Inference-free query side: the vector is the literal indicator itself.
             return EncoderOutput(base=indicator, vectors=keep_terms(indicator, indicator, settings.query_terms), literal=indicator)
         base, hidden = self._base_vectors(features)
+        vectors = self._final_vectors(base, hidden, features, indicator, side)
+        return EncoderOutput(base=base, vectors=vectors, literal=indicator)
+
+    def _final_vectors(self, base, hidden, features, indicator, side: str) -> torch.Tensor:
+        """``W`` from ``w``: LRN (Eq. 8-9), the analysis term filter, then LFW (Eq. 10), row by row."""
+        settings = self.settings
         vectors = base
         if self.lrn_applies(side):
             rows = torch.arange(hidden.shape[0], device=hidden.device)
@@ -286,7 +332,7 @@ class SparseEncoder(nn.Module):
         vectors = keep_terms(vectors, indicator, settings.query_terms if side == "query" else settings.item_terms)
         if settings.lfw.enabled:
             vectors = focusing_window(vectors, settings.lfw.k_query if side == "query" else settings.lfw.k_item)
-        return EncoderOutput(base=base, vectors=vectors, literal=indicator)
+        return vectors
 
     # -- encoding ---------------------------------------------------------------------------
     def encode(
@@ -296,9 +342,17 @@ class SparseEncoder(nn.Module):
         batch_size: int = 64,
         ids: Sequence[str] | None = None,
         show_progress: bool = False,
+        *,
+        batch_tokens: int | None = None,
     ) -> SparseVectors:
-        """Encode texts to :class:`SparseVectors` (no grad; length-sorted batches; input order kept)."""
-        parts = list(self.encode_batches(texts, side, batch_size, ids, show_progress))
+        """Encode texts to :class:`SparseVectors` (no grad; length-sorted batches; input order kept).
+
+        ``batch_size`` bounds the texts of a batch; ``batch_tokens`` (optional) also bounds its
+        padded tokens (texts x longest text), which is what memory and time follow
+        (:mod:`prosper.modeling.batching`). The vectors do not depend on either.
+        """
+        _check_texts(texts)
+        parts = list(self.encode_batches(texts, side, batch_size, ids, show_progress, batch_tokens=batch_tokens))
         if not parts:
             return SparseVectors.empty(self.vocab_size)
         return SparseVectors.concat(parts)
@@ -311,13 +365,17 @@ class SparseEncoder(nn.Module):
         ids: Sequence[str] | None = None,
         show_progress: bool = False,
         buffer_size: int | None = None,
+        *,
+        batch_tokens: int | None = None,
     ):
         """Yield :class:`SparseVectors` blocks in input order, reading ``buffer_size`` texts at a time.
 
-        Within a buffer, texts are sorted by token count so batches carry little padding.
+        Within a buffer, texts are sorted by token count so batches carry little padding, and
+        cut into batches of at most ``batch_size`` texts and ``batch_tokens`` padded tokens.
         Memory depends on the buffer and batch sizes, not on the number of texts.
         """
         _check_side(side)
+        _check_texts(texts)
         texts = list(texts)
         ids = [str(i) for i in range(len(texts))] if ids is None else [str(i) for i in ids]
         if len(ids) != len(texts):
@@ -331,25 +389,89 @@ class SparseEncoder(nn.Module):
                 for start in range(0, len(texts), buffer_size):
                     chunk = texts[start : start + buffer_size]
                     chunk_ids = ids[start : start + buffer_size]
-                    yield self._encode_buffer(chunk, chunk_ids, side, batch_size, progress)
+                    yield self._encode_buffer(chunk, chunk_ids, side, batch_size, progress, batch_tokens)
         finally:
             if progress is not None:
                 progress.stop()
             self.train(was_training)
 
-    def _encode_buffer(self, texts, ids, side, batch_size, progress) -> SparseVectors:
+    def _encode_buffer(self, texts, ids, side, batch_size, progress, batch_tokens=None) -> SparseVectors:
         rows = self._token_rows(texts)
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i]), reverse=True)
-        parts = []
-        for b0 in range(0, len(order), batch_size):
-            idx = order[b0 : b0 + batch_size]
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        if self.settings.echo and self.kind == "causal":
+            lengths = 2 * lengths  # the text is repeated: budget the collated length
+        batches = plan_batches(lengths, batch_size, batch_tokens)
+        parts: list[SparseVectors] = []
+        for idx in batches:
             features = self._collate([rows[i] for i in idx])
-            out = self.forward(features, side).vectors
-            parts.append(SparseVectors.from_dense(out, [ids[i] for i in idx]))
+            parts.extend(self._encode_features(features, [ids[i] for i in idx], side))
             if progress is not None:
                 progress.advance(len(idx))
+        if not parts:
+            return SparseVectors.empty(self.vocab_size)
         merged = SparseVectors.concat(parts)
-        return merged.take(np.argsort(np.asarray(order), kind="stable"))
+        return merged.take(np.argsort(np.concatenate(batches), kind="stable"))
+
+    def _encode_features(self, features: dict[str, torch.Tensor], ids: list[str], side: str) -> list[SparseVectors]:
+        """Inference on one collated batch: the backbone once, then the head, LRN, LFW and the
+        sparse conversion a few rows at a time (:meth:`_row_chunks`), each chunk cut to its own
+        longest text. The same arithmetic as :meth:`forward`, row by row, but the largest
+        vocabulary-wide tensor is one chunk's (cache-sized), never ``[batch, |V|]``."""
+        settings = self.settings
+        if self._parts.head is None or (side == "query" and settings.query_encoder == "inference_free"):
+            return [SparseVectors.from_dense(self.forward(features, side).vectors, ids)]
+        lengths = features["attention_mask"].sum(dim=1).tolist()
+        device = self.device
+        features = {k: v.to(device) for k, v in features.items()}
+        with _without_onednn(device.type == "cpu" and next(self.model.parameters()).dtype == torch.float32):
+            return self._encode_rows(features, lengths, ids, side)
+
+    def _encode_rows(self, features, lengths, ids, side) -> list[SparseVectors]:
+        settings = self.settings
+        hidden = self.hidden_states(features)
+        full = hidden.shape[1]
+        left = self.kind == "causal"
+        parts = []
+        for r0, r1, width in self._row_chunks(lengths, full):
+            cols = slice(full - width, full) if left else slice(0, width)
+            shift = full - width if left else 0
+            sub = {k: features[k][r0:r1, cols] for k in ("input_ids", "literal_mask", "pool_mask")}
+            for key in ("last_index", "h_index"):
+                sub[key] = (features[key][r0:r1] - shift).clamp(0, width - 1)
+            h = hidden[r0:r1, cols]
+            indicator = literal_indicator(sub["input_ids"], sub["literal_mask"], self.vocab_size)
+            base = pool(self.pooling, h, self._parts.head, sub["pool_mask"], sub["last_index"],
+                        settings.head_chunk_size, self._parts.postprocess, self._parts.head_split)
+            vectors = self._final_vectors(base, h, sub, indicator, side)
+            parts.append(SparseVectors.from_dense(vectors, ids[r0:r1]))
+        return parts
+
+    def _row_chunks(self, lengths: Sequence[int], full: int):
+        """``(start, stop, width)`` row ranges of a batch: about ``model.head_chunk_size``
+        positions each for max/mean/sum pooling (one position a row for last pooling), at most
+        :data:`ROW_CHUNK_ELEMENTS` vector entries, ``width`` the chunk's longest row."""
+        by_vocab = max(1, ROW_CHUNK_ELEMENTS // max(1, self.vocab_size))
+        per_row = self.pooling != "last"
+        r0, n = 0, len(lengths)
+        while r0 < n:
+            longest = max(1, int(lengths[r0]))
+            rows = min(by_vocab, max(1, self.settings.head_chunk_size // longest) if per_row else by_vocab)
+            r1 = min(n, r0 + rows)
+            width = min(full, max(1, max(int(x) for x in lengths[r0:r1])))
+            yield r0, r1, width
+            r0 = r1
+
+    def encode_queries(
+        self, texts: Sequence[str], ids: Sequence[str] | None = None, batch_size: int = 64, show_progress: bool = False
+    ) -> SparseVectors:
+        """Query vectors (query-side LFW k, LRN side and analysis modes); ids default to 0, 1, ..."""
+        return self.encode(texts, side="query", batch_size=batch_size, ids=ids, show_progress=show_progress)
+
+    def encode_items(
+        self, texts: Sequence[str], ids: Sequence[str] | None = None, batch_size: int = 64, show_progress: bool = False
+    ) -> SparseVectors:
+        """Item (document) vectors; ``ids`` name the rows (default 0, 1, ...), e.g. for an index."""
+        return self.encode(texts, side="item", batch_size=batch_size, ids=ids, show_progress=show_progress)
 
     # -- vocabulary and scoring -------------------------------------------------------------
     def vocabulary(self) -> list[str]:
@@ -379,6 +501,24 @@ class SparseEncoder(nn.Module):
     def score(self, q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         """``[Bq, V] x [Bd, V] -> [Bq, Bd]`` per ``settings.scoring`` (Eq. 11)."""
         return _scoring.score(q, d, self.settings.scoring)
+
+
+@contextmanager
+def _without_onednn(active: bool):
+    """Run fp32 CPU inference on ATen's own kernels instead of oneDNN's (GELU is the only oneDNN
+    op an fp32 encoder hits). oneDNN JIT-compiles and caches one primitive per tensor shape
+    (up to 1,024): batches of ever new shapes leave each cached primitive's small allocations
+    between the freed activations, so glibc cannot reuse or return that memory and the peak
+    grew by ~0.25 GB over 2,000 long texts. ATen's GELU is as fast here and keeps the peak flat;
+    the vectors agree to float tolerance. bf16/fp16 keep oneDNN (their fast matmuls need it)."""
+    if not active or not torch.backends.mkldnn.enabled:
+        yield
+        return
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = True
 
 
 class _progress:

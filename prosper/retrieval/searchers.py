@@ -11,16 +11,31 @@ Only pydantic is imported here; numpy and the engines load when an index is buil
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prosper.components import Searcher
 
 
 class ExactParams(BaseModel):
-    """The exact searcher has no parameters: scoring and top terms are chosen per search."""
+    """The exact searcher: block-max pruning knobs (scoring and top terms are chosen per search).
+
+    ``block_size`` is fixed when the index is built; ``pruning`` and ``threshold_factor`` are
+    stored in ``meta.json`` and apply whenever the index is opened (see docs/search.md).
+    """
 
     model_config = ConfigDict(extra="forbid")
+    block_size: int = Field(8, ge=4, le=65536)  # rows per block of pruned search (a power of two)
+    pruning: Literal["auto", "always", "never"] = "auto"  # auto: block-max pruning or the accumulator, whichever is faster per query (both exact)
+    threshold_factor: float = Field(1.0, gt=0, le=1)  # 1 = exact; f < 1 scores a block only while f x its bound >= the k-th score so far (faster, approximate)
+
+    @field_validator("block_size")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError(f"block_size must be a power of two (got {value})")
+        return value
 
 
 class ExactSearcher(Searcher):
@@ -34,12 +49,16 @@ class ExactSearcher(Searcher):
     def build(self, items, vocabulary=None, metadata=None):
         from prosper.retrieval.index import InvertedIndex
 
-        return InvertedIndex.build(items, vocabulary=vocabulary, metadata=metadata)
+        p = self.params
+        return InvertedIndex.build(
+            items, vocabulary=vocabulary, metadata=metadata,
+            block_size=p.block_size, pruning=p.pruning, threshold_factor=p.threshold_factor,
+        )
 
     def open(self, directory: str | Path):
         from prosper.retrieval.index import InvertedIndex
 
-        return InvertedIndex.open(directory)
+        return InvertedIndex.open(directory, pruning=self.params.pruning, threshold_factor=self.params.threshold_factor)
 
 
 class SeismicParams(BaseModel):
@@ -83,8 +102,13 @@ class SeismicSearcher(Searcher):
         return SeismicSearchIndex.open(directory, self.params)
 
 
-def open_index(directory: str | Path, registry=None):
-    """Open any index folder with the searcher named in its ``meta.json``."""
+def open_index(directory: str | Path, registry=None, overrides=None):
+    """Open any index folder with the searcher named in its ``meta.json``.
+
+    ``overrides`` (a ``{name, ...params}`` spec, e.g. ``search.searcher``) replaces the stored
+    params it names when it names the same searcher: search-time knobs such as the exact
+    searcher's ``threshold_factor`` apply without a rebuild.
+    """
     from prosper.retrieval.index import read_meta
 
     meta = read_meta(Path(directory))
@@ -94,4 +118,8 @@ def open_index(directory: str | Path, registry=None):
         registry = get_registry()
     name = meta.get("searcher", "exact")
     params = meta.get("params", {})
+    if overrides is not None:
+        spec = overrides.model_dump() if hasattr(overrides, "model_dump") else dict(overrides)
+        if spec.pop("name", None) == name:
+            params = {**params, **spec}
     return registry.build("searcher", {"name": name, **params}, where=f"{directory}/meta.json").open(directory)
