@@ -323,6 +323,8 @@ def run_size(items_all, queries, size, args, tmp: Path) -> dict:
                     times[name].append(time.perf_counter() - start)
                     if r == 0:
                         results[name][i] = res
+            print(f"   k={k}: round {r + 1}/{args.rounds} done; medians (ms): "
+                  + ", ".join(f"{n} {np.median(t) * 1e3:.2f}" for n, t in times.items()), flush=True)
         truth = results["exact_old"]
         for name in searchers:
             entry = out["searchers"].setdefault(name, {})

@@ -237,3 +237,25 @@ def test_batch_tokens_setting():
     assert InferSettings().batch_tokens == 8192 and InferSettings(batch_tokens=None).batch_tokens is None
     with pytest.raises(ValueError, match="batch_tokens"):
         InferSettings(batch_tokens=0)
+
+
+def test_onednn_is_switched_off_only_while_encoding(backbones):
+    """fp32 CPU encoding runs GELU on ATen (flat memory, see encoder._without_onednn) and gives
+    the oneDNN setting back, also when encoding fails."""
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
+    encoder = _encoder(backbones, "bert", pooling="max")
+    seen = []
+    real = encoder.hidden_states
+    encoder.hidden_states = lambda features: (seen.append(torch.backends.mkldnn.enabled), real(features))[1]
+    assert torch.backends.mkldnn.enabled
+    encoder.encode(_texts(5))
+    assert seen and not any(seen) and torch.backends.mkldnn.enabled
+
+    def boom(features):
+        raise RuntimeError("boom")
+
+    encoder.hidden_states = boom
+    with pytest.raises(RuntimeError):
+        encoder.encode(["sink"])
+    assert torch.backends.mkldnn.enabled

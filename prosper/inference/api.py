@@ -10,7 +10,6 @@ The model is a prosper checkpoint, a plain SPLADE folder or a hub id (see
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,14 @@ def default_device(device: str | None) -> str | None:
     """Under torchrun each rank takes the GPU of its ``LOCAL_RANK`` unless a device is named."""
     if device not in (None, "auto"):
         return device
-    local_rank = os.environ.get("LOCAL_RANK")
-    if local_rank is not None:
+    from prosper.training.distributed import env_info  # the one reader of torchrun's variables
+
+    launched = env_info()
+    if launched.enabled:
         import torch
 
         if torch.cuda.is_available():
-            return f"cuda:{int(local_rank)}"
+            return f"cuda:{launched.local_rank}"
     return device
 
 

@@ -33,7 +33,6 @@ torchrun. With ``RANK``/``WORLD_SIZE`` set, rank ``r`` encodes shards ``k`` with
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -91,8 +90,11 @@ class EncodeSummary:
 # -- helpers ------------------------------------------------------------------------------
 def dist_info(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
     """(rank, world size) from the arguments, else torchrun's ``RANK``/``WORLD_SIZE``."""
-    rank = int(os.environ.get("RANK", 0)) if rank is None else rank
-    world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size
+    from prosper.training.distributed import env_info  # the one reader of torchrun's variables
+
+    launched = env_info()
+    rank = launched.rank if rank is None else rank
+    world_size = launched.world_size if world_size is None else world_size
     if world_size < 1 or not 0 <= rank < world_size:
         raise ConfigError(f"rank {rank} is outside world size {world_size}")
     return rank, world_size
