@@ -21,8 +21,9 @@ extra RSS over the loaded vectors), saved, then reopened here:
 * ``milvus``: the ``milvus`` searcher through the registry when a plugin provides it
   (``--milvus-params`` JSON for its params); recall vs exact.
 
-Latencies are per query (median, p99) at k=10 and k=1000, searchers interleaved query by
-query in ``--rounds`` rounds to share a busy machine's noise. The exact searchers' results
+Latencies are per query (median, p99) at k=10 and k=1000 over ``--rounds`` rounds; in each
+round every searcher runs the whole query set in turn (rotating the order), so the noise of a
+busy machine is shared and no searcher finds a query's rows cached by another. The exact searchers' results
 are checked equal (rows and scores) to ``exact_old``. The first-search numba compile time is
 measured in fresh processes (empty cache, then warm cache). Run alone, under the lock:
 
@@ -315,9 +316,13 @@ def run_size(items_all, queries, size, args, tmp: Path) -> dict:
                 s.search(prepared, queries, i, k)
         times = {name: [] for name in searchers}
         results = {name: [None] * len(queries) for name in searchers}
+        names = list(searchers)
         for r in range(args.rounds):
-            for i in range(len(queries)):
-                for name, s in searchers.items():
+            # each searcher runs the whole query set in turn (so none finds the rows of the same
+            # query warm in the CPU caches from another), in a rotating order across rounds
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                s = searchers[name]
+                for i in range(len(queries)):
                     start = time.perf_counter()
                     res = s.search(prepared, queries, i, k)
                     times[name].append(time.perf_counter() - start)

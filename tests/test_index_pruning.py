@@ -119,6 +119,19 @@ def test_empty_queries_unknown_terms_and_k_beyond_the_matches(corpus):
     assert len(rows) == 1 and scores[0] > 0
 
 
+def test_trailing_empty_items_and_norms_in_chunks():
+    from prosper.retrieval.index import _row_norms
+
+    rows = [([1, 2], [3.0, 4.0]), ([], []), ([2], [2.0]), ([], []), ([], [])]
+    items = SparseVectors.from_rows([f"d{i}" for i in range(5)], rows, 4)
+    np.testing.assert_array_equal(_row_norms(items), [5.0, 0.0, 2.0, 0.0, 0.0])
+    np.testing.assert_array_equal(_row_norms(items, chunk=2), [5.0, 0.0, 2.0, 0.0, 0.0])
+    index = InvertedIndex.build(items, block_size=4)
+    queries = SparseVectors.from_rows(["q"], [([2], [1.0])], 4)
+    for scoring in SCORINGS:
+        assert_same(index, queries, 10, scoring)
+
+
 def test_empty_items_and_a_partial_last_block():
     rows = [([], []), ([2], [1.0]), ([], []), ([2, 3], [1.0, 1.0]), ([3], [2.0])] * 7  # 35 rows, blocks of 8
     items = SparseVectors.from_rows([f"d{i}" for i in range(35)], rows, 5)

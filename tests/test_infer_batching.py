@@ -161,32 +161,38 @@ def test_splade_tiny_titles_and_long_texts_equal_batch_one(shared_dir):
 
 # -- the memory bound ----------------------------------------------------------------------
 def test_no_batch_or_vocabulary_tensor_exceeds_its_budget(backbones, monkeypatch):
-    """Record the real shapes: backbone inputs within ``batch_tokens``, vocabulary-wide tensors
-    within a chunk of ``model.head_chunk_size`` positions (never ``[batch, |V|]``)."""
+    """Record the real shapes: backbone inputs within ``batch_tokens``, the LM head on at most
+    ``model.head_chunk_size`` positions at a time, vocabulary-wide vectors in groups of at most
+    ``ROW_CHUNK_ELEMENTS`` entries (never ``[batch, |V|]``)."""
     encoder = _encoder(backbones, "bert", pooling="max", head_chunk_size=24)
-    backbone_inputs, vocab_rows = [], []
+    monkeypatch.setattr(encoder_module, "ROW_CHUNK_ELEMENTS", 5 * encoder.vocab_size)
+    backbone_inputs, head_inputs, vocab_rows = [], [], []
     real_hidden, real_final = encoder.hidden_states, encoder._final_vectors
+    transform, weight, bias = encoder._parts.head_split
 
     def hidden_states(features):
         backbone_inputs.append(tuple(features["input_ids"].shape))
         return real_hidden(features)
 
+    def head_transform(h):
+        head_inputs.append(h.shape[0] * h.shape[1])
+        return transform(h)
+
     def final_vectors(base, hidden, features, indicator, side):
-        vocab_rows.append((base.shape[0], hidden.shape[1]))
+        vocab_rows.append(base.shape[0])
         return real_final(base, hidden, features, indicator, side)
 
     monkeypatch.setattr(encoder, "hidden_states", hidden_states)
     monkeypatch.setattr(encoder, "_final_vectors", final_vectors)
+    monkeypatch.setattr(encoder._parts, "head_split", (head_transform, weight, bias))
     texts = _texts(120, seed=5)
-    encoder.encode(texts, batch_size=64, batch_tokens=96)
+    got = encoder.encode(texts, batch_size=64, batch_tokens=96)
     assert backbone_inputs and all(rows <= 64 and (rows * length <= 96 or rows == 1) for rows, length in backbone_inputs)
     assert sum(rows for rows, _ in backbone_inputs) == len(texts)
-    assert all(rows * width <= 24 or rows == 1 for rows, width in vocab_rows)
-    assert max(rows for rows, _ in vocab_rows) < max(rows for rows, _ in backbone_inputs)
-    monkeypatch.setattr(encoder_module, "ROW_CHUNK_ELEMENTS", 3 * encoder.vocab_size)
-    vocab_rows.clear()
-    encoder.encode(texts, batch_size=64)
-    assert max(rows for rows, _ in vocab_rows) <= 3  # the |V|-sized cap holds for short texts too
+    assert head_inputs and max(head_inputs) <= 24
+    assert max(vocab_rows) <= 5 < max(rows for rows, _ in backbone_inputs)
+    monkeypatch.undo()
+    _assert_same(got, encoder.encode(texts, batch_size=64, batch_tokens=96))
 
 
 def test_buffers_are_bounded_in_characters():

@@ -40,9 +40,11 @@ SIDES = ("query", "item")
 #: Texts per tokenizer call: a fast tokenizer keeps an ``Encoding`` (ids, offsets, token strings)
 #: per text until the call returns, ~40 KB for a 512-token text; slices bound that to a few MB.
 TOKENIZE_SLICE = 512
-#: Elements of a ``[rows, |V|]`` chunk at inference (16 MiB in float32): the pooled vectors, LRN,
-#: LFW and the sparse conversion run on at most this many, so no ``[batch, |V|]`` tensor exists.
-ROW_CHUNK_ELEMENTS = 1 << 22
+#: Elements of a ``[rows, |V|]`` group at inference (8 MiB in float32; 68 rows of a BERT
+#: vocabulary, 13 of Qwen's): the pooled vectors, LRN, LFW and the sparse conversion run on at
+#: most this many, so no ``[batch, |V|]`` tensor exists. Smaller groups fit the cache better but
+#: cost more small operations, which stall when the torch threads share cores with other work.
+ROW_CHUNK_ELEMENTS = 1 << 21
 
 
 @dataclass
@@ -414,9 +416,9 @@ class SparseEncoder(nn.Module):
 
     def _encode_features(self, features: dict[str, torch.Tensor], ids: list[str], side: str) -> list[SparseVectors]:
         """Inference on one collated batch: the backbone once, then the head, LRN, LFW and the
-        sparse conversion a few rows at a time (:meth:`_row_chunks`), each chunk cut to its own
-        longest text. The same arithmetic as :meth:`forward`, row by row, but the largest
-        vocabulary-wide tensor is one chunk's (cache-sized), never ``[batch, |V|]``."""
+        sparse conversion a group of rows at a time (:meth:`_row_chunks`), each group cut to its
+        own longest text. The same arithmetic as :meth:`forward`, row by row, but the largest
+        vocabulary-wide tensor is one group's, never ``[batch, |V|]``."""
         settings = self.settings
         if self._parts.head is None or (side == "query" and settings.query_encoder == "inference_free"):
             return [SparseVectors.from_dense(self.forward(features, side).vectors, ids)]
@@ -431,6 +433,8 @@ class SparseEncoder(nn.Module):
         hidden = self.hidden_states(features)
         full = hidden.shape[1]
         left = self.kind == "causal"
+        terms = settings.query_terms if side == "query" else settings.item_terms
+        needs_indicator = self.lrn_applies(side) or terms != "all"  # else I (Eq. 9) is never read
         parts = []
         for r0, r1, width in self._row_chunks(lengths, full):
             cols = slice(full - width, full) if left else slice(0, width)
@@ -439,7 +443,7 @@ class SparseEncoder(nn.Module):
             for key in ("last_index", "h_index"):
                 sub[key] = (features[key][r0:r1] - shift).clamp(0, width - 1)
             h = hidden[r0:r1, cols]
-            indicator = literal_indicator(sub["input_ids"], sub["literal_mask"], self.vocab_size)
+            indicator = literal_indicator(sub["input_ids"], sub["literal_mask"], self.vocab_size) if needs_indicator else None
             base = pool(self.pooling, h, self._parts.head, sub["pool_mask"], sub["last_index"],
                         settings.head_chunk_size, self._parts.postprocess, self._parts.head_split)
             vectors = self._final_vectors(base, h, sub, indicator, side)
@@ -447,19 +451,13 @@ class SparseEncoder(nn.Module):
         return parts
 
     def _row_chunks(self, lengths: Sequence[int], full: int):
-        """``(start, stop, width)`` row ranges of a batch: about ``model.head_chunk_size``
-        positions each for max/mean/sum pooling (one position a row for last pooling), at most
-        :data:`ROW_CHUNK_ELEMENTS` vector entries, ``width`` the chunk's longest row."""
-        by_vocab = max(1, ROW_CHUNK_ELEMENTS // max(1, self.vocab_size))
-        per_row = self.pooling != "last"
-        r0, n = 0, len(lengths)
-        while r0 < n:
-            longest = max(1, int(lengths[r0]))
-            rows = min(by_vocab, max(1, self.settings.head_chunk_size // longest) if per_row else by_vocab)
-            r1 = min(n, r0 + rows)
-            width = min(full, max(1, max(int(x) for x in lengths[r0:r1])))
-            yield r0, r1, width
-            r0 = r1
+        """``(start, stop, width)`` row groups of a batch: :data:`ROW_CHUNK_ELEMENTS` vector
+        entries each at most, ``width`` the group's longest row (the head inside runs on
+        ``model.head_chunk_size`` positions at a time, :func:`prosper.modeling.pooling.pool_max`)."""
+        rows = max(1, ROW_CHUNK_ELEMENTS // max(1, self.vocab_size))
+        for r0 in range(0, len(lengths), rows):
+            r1 = min(len(lengths), r0 + rows)
+            yield r0, r1, min(full, max(1, max(int(x) for x in lengths[r0:r1])))
 
     def encode_queries(
         self, texts: Sequence[str], ids: Sequence[str] | None = None, batch_size: int = 64, show_progress: bool = False

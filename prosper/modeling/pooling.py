@@ -164,7 +164,10 @@ def pool_max(
     if bias is not None:
         logits = logits + bias
     has_any = pool_mask.any(dim=1, keepdim=True)
-    return log_saturation(logits.float()) * has_any
+    out = log_saturation(logits.float())
+    if torch.is_grad_enabled() or not bool(has_any.all()):  # inference: skip a pass when every row pools
+        out = out * has_any
+    return out
 
 
 def pool_sum(hidden: torch.Tensor, head: Callable, pool_mask: torch.Tensor, chunk_size: int = 2048, mean: bool = False, postprocess=None) -> torch.Tensor:

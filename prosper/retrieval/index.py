@@ -179,9 +179,7 @@ class InvertedIndex(SearchIndex):
         df = np.bincount(items.term_ids, minlength=items.vocab_size)
         term_offsets = np.zeros(items.vocab_size + 1, np.int64)
         np.cumsum(df, out=term_offsets[1:])
-        sq = items.weights.astype(np.float64) ** 2
-        item_norms = np.sqrt(np.add.reduceat(sq, items.offsets[:-1]) if len(sq) else np.zeros(n))
-        item_norms[nnz == 0] = 0.0  # reduceat repeats the next value for empty rows
+        item_norms = _row_norms(items)
         meta = {
             "format": FORMAT,
             "version": VERSION,
@@ -414,6 +412,21 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     # rows are ascending, so a stable sort on -score breaks ties by row
     order = np.argsort(-values, kind="stable")[:k]
     return cand[order].astype(np.int64), values[order]
+
+
+def _row_norms(items: SparseVectors, chunk: int = 1 << 18) -> np.ndarray:
+    """``||W_d||_2`` per row (float64 sums of squares), a few million rows at a time so the
+    float64 copy of the weights stays small."""
+    n, nnz = len(items), items.nnz
+    norms = np.zeros(n, np.float64)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        lo, hi = int(items.offsets[start]), int(items.offsets[stop])
+        if hi > lo:
+            sq = items.weights[lo:hi].astype(np.float64) ** 2
+            full = np.flatnonzero(nnz[start:stop])  # reduceat over the non-empty rows only
+            norms[start + full] = np.add.reduceat(sq, items.offsets[start:stop][full] - lo)
+    return np.sqrt(norms)
 
 
 def read_meta(directory: Path) -> dict:

@@ -160,10 +160,11 @@ def pruned_top_k(terms, weights, qw, fwd_offsets, fwd_terms, fwd_weights, shift,
     ``g``, collects a band, which is sorted and scored highest bound first, until every block
     left is below the threshold. Ties are kept by row ascending.
 
-    ``budget`` >= 0 caps the item postings to score: once an eighth of it is spent, the blocks
-    still above the threshold are counted before each band, and when scoring them would take the
-    total past the budget (or it is spent) the kernel gives up and returns ``ok = False`` (the
-    caller then scores exhaustively).
+    ``budget`` >= 0 caps the item postings to score: past it the kernel gives up and returns
+    ``ok = False`` (the caller then scores exhaustively). Once an eighth of it is spent, the
+    blocks still above the threshold are counted before each band, and the kernel gives up at
+    once when scoring them all would cost twice the budget (the count runs high while the
+    threshold is still rising, hence the margin).
     ``stats`` receives [bands, blocks scored, postings scored].
     Returns (ok, scores, rows), the heap unsorted.
     """
@@ -215,7 +216,7 @@ def pruned_top_k(terms, weights, qw, fwd_offsets, fwd_terms, fwd_weights, shift,
                             m += 1
                     elif count_left and u > 0 and factor * u >= theta:
                         left += 1
-            if count_left and postings + (m + left) * (postings / scored) > budget:
+            if count_left and postings + (m + left) * (postings / scored) > 2 * budget:  # a clear loser
                 ok = False
                 break
             if m:
