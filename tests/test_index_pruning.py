@@ -259,7 +259,7 @@ def test_auto_prunes_small_k_over_long_lists_and_gives_up_within_a_budget():
     one = np.ones(1, np.float32)
     assert index._pruning_budget(np.array([0]), one, 10) == 2 * n + n // 4  # 40k postings, k = 10: prune
     assert index._pruning_budget(np.array([55]), one, 10) is None  # 10 postings: the accumulator
-    assert index._pruning_budget(np.array([0]), one, 30) is None  # k * 8 * 200 > n: the accumulator
+    assert index._pruning_budget(np.array([0]), one, 30) is None  # k * 8 * K_RATIO > n: the accumulator
     # k = 3000 of 40000 matches: most blocks reach the threshold; the pruner gives up on its budget
     assert index._pruner.search(np.array([0]), one, 10, None, 1.0, 2 * n) is not None
     assert index._pruner.search(np.array([0]), one, 3000, None, 1.0, 2 * n) is None
