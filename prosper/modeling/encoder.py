@@ -331,10 +331,18 @@ class SparseEncoder(nn.Module):
             rows = torch.arange(hidden.shape[0], device=hidden.device)
             h = hidden[rows, features["h_index"]]
             vectors = self.lrn(base, h, indicator, settings.lrn.mode, settings.lrn.transform_hidden)
-        vectors = keep_terms(vectors, indicator, settings.query_terms if side == "query" else settings.item_terms)
+        vectors = keep_terms(vectors, indicator, self._term_filter(side))
         if settings.lfw.enabled:
             vectors = focusing_window(vectors, settings.lfw.k_query if side == "query" else settings.lfw.k_item)
         return vectors
+
+    def _term_filter(self, side: str) -> str:
+        """The analysis term filter of ``side`` (``all``, ``literal`` or ``expansion``)."""
+        return self.settings.query_terms if side == "query" else self.settings.item_terms
+
+    def _reads_indicator(self, side: str) -> bool:
+        """Whether :meth:`_final_vectors` reads the literal indicator I (Eq. 9) on ``side``."""
+        return self.lrn_applies(side) or self._term_filter(side) != "all"
 
     # -- encoding ---------------------------------------------------------------------------
     def encode(
@@ -433,8 +441,7 @@ class SparseEncoder(nn.Module):
         hidden = self.hidden_states(features)
         full = hidden.shape[1]
         left = self.kind == "causal"
-        terms = settings.query_terms if side == "query" else settings.item_terms
-        needs_indicator = self.lrn_applies(side) or terms != "all"  # else I (Eq. 9) is never read
+        needs_indicator = self._reads_indicator(side)
         parts = []
         for r0, r1, width in self._row_chunks(lengths, full):
             cols = slice(full - width, full) if left else slice(0, width)

@@ -415,8 +415,8 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _row_norms(items: SparseVectors, chunk: int = 1 << 18) -> np.ndarray:
-    """``||W_d||_2`` per row (float64 sums of squares), a few million rows at a time so the
-    float64 copy of the weights stays small."""
+    """``||W_d||_2`` per row (float64 sums of squares), ``chunk`` rows at a time so the float64
+    copy of the weights stays small."""
     n, nnz = len(items), items.nnz
     norms = np.zeros(n, np.float64)
     for start in range(0, n, chunk):
