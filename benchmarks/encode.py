@@ -83,6 +83,8 @@ def write_long_texts(path: Path, n: int, seed: int = 0) -> Path:
 
     titles = _titles()
     tokenizer = Tokenizer.from_file(str(MODEL / "tokenizer.json"))
+    tokenizer.no_padding()  # the file pads batches to their longest: every title would count as the longest
+    tokenizer.no_truncation()
     lengths = [len(e.ids) for e in tokenizer.encode_batch(titles, add_special_tokens=False)]
     families: dict[str, list[int]] = defaultdict(list)
     for i, title in enumerate(titles):

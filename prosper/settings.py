@@ -89,6 +89,7 @@ class ModelSettings(Section):
     item_terms: Literal["all", "literal", "expansion"] = "all"  # analysis: keep only literal or expansion terms of items
     query_encoder: Literal["model", "inference_free"] = "model"  # inference_free: query = literal indicator
     head_chunk_size: int = Field(256, ge=1)  # positions per LM-head chunk for max/mean/sum pooling (cache-sized on CPUs)
+    head_screen: Literal["auto", "on", "off"] = "auto"  # max-pooling inference: screen the vocabulary with a bf16 head, recompute survivors in fp32 (same vectors); auto: on CPUs with bf16 units
     pool_special_tokens: bool | None = None  # None: MLM pools [CLS]/[SEP] (SPLADE), causal LMs never do
     lora: LoraSettings | None = None  # LoRA on the backbone {r, alpha, dropout, target_modules}, the LRN trained fully, merged on save; null: train every weight
 

@@ -164,7 +164,8 @@ def test_no_batch_or_vocabulary_tensor_exceeds_its_budget(backbones, monkeypatch
     """Record the real shapes: backbone inputs within ``batch_tokens``, the LM head on at most
     ``model.head_chunk_size`` positions at a time, vocabulary-wide vectors in groups of at most
     ``ROW_CHUNK_ELEMENTS`` entries (never ``[batch, |V|]``)."""
-    encoder = _encoder(backbones, "bert", pooling="max", head_chunk_size=24)
+    # the fp32 head (the bf16 screen's blocks: tests/test_head_screen.py)
+    encoder = _encoder(backbones, "bert", pooling="max", head_chunk_size=24, head_screen="off")
     monkeypatch.setattr(encoder_module, "ROW_CHUNK_ELEMENTS", 5 * encoder.vocab_size)
     backbone_inputs, head_inputs, vocab_rows = [], [], []
     real_hidden, real_final = encoder.hidden_states, encoder._final_vectors

@@ -32,6 +32,7 @@ from prosper.modeling.batching import plan_batches
 from prosper.modeling.lfw import focusing_window
 from prosper.modeling.lrn import LiteralResidual
 from prosper.modeling.pooling import pool
+from prosper.modeling.screen import HeadScreen, screen_applies
 from prosper.modeling.transforms import keep_terms, literal_indicator
 from prosper.settings import ModelSettings
 from prosper.sparse import SparseVectors
@@ -94,6 +95,7 @@ class SparseEncoder(nn.Module):
             head_split=backbone.head_split,
         )
         self.full_settings = None  # the trainer may attach the full ProsperSettings for save()
+        self._screen = HeadScreen()  # bf16 copy of the head for max-pooling inference, made on first use
         self._check_settings()
         if lrn is None and settings.lrn.enabled:
             lrn = LiteralResidual(self.hidden_size, self.vocab_size)
@@ -442,6 +444,7 @@ class SparseEncoder(nn.Module):
         full = hidden.shape[1]
         left = self.kind == "causal"
         needs_indicator = self._reads_indicator(side)
+        screen = self._head_screen()
         parts = []
         for r0, r1, width in self._row_chunks(lengths, full):
             cols = slice(full - width, full) if left else slice(0, width)
@@ -452,10 +455,18 @@ class SparseEncoder(nn.Module):
             h = hidden[r0:r1, cols]
             indicator = literal_indicator(sub["input_ids"], sub["literal_mask"], self.vocab_size) if needs_indicator else None
             base = pool(self.pooling, h, self._parts.head, sub["pool_mask"], sub["last_index"],
-                        settings.head_chunk_size, self._parts.postprocess, self._parts.head_split)
+                        settings.head_chunk_size, self._parts.postprocess, self._parts.head_split, screen)
             vectors = self._final_vectors(base, h, sub, indicator, side)
             parts.append(SparseVectors.from_dense(vectors, ids[r0:r1]))
         return parts
+
+    def _head_screen(self) -> HeadScreen | None:
+        """The bf16 screen when ``model.head_screen`` resolves to on for this head (max pooling over
+        a plain ``(transform, weight, bias)`` head, :mod:`prosper.modeling.screen`), else None."""
+        split = self._parts.head_split
+        if self.pooling != "max" or split is None or self._parts.postprocess is not None:
+            return None
+        return self._screen if screen_applies(self.settings.head_screen, self.device, split[1]) else None
 
     def _row_chunks(self, lengths: Sequence[int], full: int):
         """``(start, stop, width)`` row groups of a batch: :data:`ROW_CHUNK_ELEMENTS` vector

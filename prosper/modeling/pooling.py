@@ -30,6 +30,17 @@ from prosper.modeling.transforms import log_saturation
 POOLINGS = ("last", "max", "mean", "sum")
 
 
+def position_blocks(batch: int, length: int, chunk_size: int):
+    """The blocks a chunked head runs on: ``(rows, spans)`` pairs of slices over a ``[batch,
+    length]`` grid, at most ``chunk_size`` positions per ``(rows, span)`` block (whole rows
+    together when they fit, else one row at a time in spans)."""
+    rows_per_block = max(1, chunk_size // length)
+    cols_per_block = min(length, max(1, chunk_size))
+    spans = [slice(l0, min(length, l0 + cols_per_block)) for l0 in range(0, length, cols_per_block)]
+    for b0 in range(0, batch, rows_per_block):
+        yield slice(b0, min(batch, b0 + rows_per_block)), spans
+
+
 def _head_fn(head: Callable, postprocess: Callable | None) -> Callable:
     if postprocess is None:
         return head
@@ -112,12 +123,15 @@ def pool_max(
     chunk_size: int = 2048,
     postprocess=None,
     head_split=None,
+    screen=None,
 ) -> torch.Tensor:
     """SPLADE max pooling, chunked over sequences and positions -> ``[B, V]`` float32.
 
     With ``head_split = (transform, weight, bias)`` the bias is added once after the maximum
     (``max_i(x_i + b) = max_i(x_i) + b``): a plain matmul then skips writing the bias into
-    every position's logits, a full extra pass over ``[chunk, V]`` on CPUs.
+    every position's logits, a full extra pass over ``[chunk, V]`` on CPUs. At inference such a
+    head computes ``W @ X^T`` (the maximum then runs along contiguous memory, ~1.3x faster), or,
+    with a :class:`prosper.modeling.screen.HeadScreen`, a bf16 screen and exact fp32 survivors.
     """
     batch, length, width = hidden.shape
     bias = None
@@ -132,35 +146,47 @@ def pool_max(
     positions = torch.arange(length, device=hidden.device).expand(batch, length)
     first = pool_mask.to(torch.int8).argmax(dim=1, keepdim=True)  # a pooled position per row
     source = torch.where(pool_mask, positions, first)
-    rows_per_chunk = max(1, chunk_size // length)
-    cols_per_chunk = min(length, max(1, chunk_size))
-    if bias is not None or (head_split is not None and postprocess is None):
+    if head_split is not None and postprocess is None:
         if torch.is_grad_enabled():  # training: one forward pass over the logits, sparse backward
             pre = transform(hidden)
             pre = pre.gather(1, source.unsqueeze(-1).expand(-1, -1, pre.shape[-1]))
-            logits = _SparseGradMaxHead.apply(pre, weight, rows_per_chunk)
+            logits = _SparseGradMaxHead.apply(pre, weight, max(1, chunk_size // length))
             if bias is not None:
                 logits = logits + bias
             return log_saturation(logits.float()) * pool_mask.any(dim=1, keepdim=True)
 
-    def chunk_max(h: torch.Tensor) -> torch.Tensor:
-        return fn(h).amax(dim=1)
+        if screen is not None:
+            pre = transform(hidden).gather(1, source.unsqueeze(-1).expand(-1, -1, weight.shape[1]))
+            logits = screen.max_logits(pre, pool_mask, weight, bias, chunk_size)
+            return _saturate(logits, bias, pool_mask)
+
+        def chunk_max(h: torch.Tensor) -> torch.Tensor:
+            pre = transform(h)
+            rows, cols = pre.shape[:2]
+            return torch.matmul(weight, pre.reshape(-1, pre.shape[-1]).t()).reshape(-1, rows, cols).amax(dim=2).t()
+
+    else:
+
+        def chunk_max(h: torch.Tensor) -> torch.Tensor:
+            return fn(h).amax(dim=1)
 
     pooled = []
-    for b0 in range(0, batch, rows_per_chunk):
-        b1 = min(batch, b0 + rows_per_chunk)
+    for rows, spans in position_blocks(batch, length, chunk_size):
         running = None
-        for l0 in range(0, length, cols_per_chunk):
-            l1 = min(length, l0 + cols_per_chunk)
-            idx = source[b0:b1, l0:l1]
-            if bool(pool_mask[b0:b1, l0:l1].all()):
-                h = hidden[b0:b1, l0:l1]
+        for cols in spans:
+            if bool(pool_mask[rows, cols].all()):
+                h = hidden[rows, cols]
             else:
-                h = hidden[b0:b1].gather(1, idx.unsqueeze(-1).expand(-1, -1, width))
+                h = hidden[rows].gather(1, source[rows, cols].unsqueeze(-1).expand(-1, -1, width))
             part = _maybe_checkpoint(chunk_max, h)
             running = part if running is None else torch.maximum(running, part)
         pooled.append(running)
     logits = torch.cat(pooled, dim=0) if len(pooled) > 1 else pooled[0]
+    return _saturate(logits, bias, pool_mask)
+
+
+def _saturate(logits: torch.Tensor, bias, pool_mask: torch.Tensor) -> torch.Tensor:
+    """Eq. 5 on pooled raw logits: add the bias, saturate, zero the rows with nothing pooled."""
     if bias is not None:
         logits = logits + bias
     has_any = pool_mask.any(dim=1, keepdim=True)
@@ -174,20 +200,16 @@ def pool_sum(hidden: torch.Tensor, head: Callable, pool_mask: torch.Tensor, chun
     """Sum (or mean) of saturated logits over pooled positions, chunked -> ``[B, V]`` float32."""
     batch, length, _ = hidden.shape
     fn = _head_fn(head, postprocess)
-    rows_per_chunk = max(1, chunk_size // length)
-    cols_per_chunk = min(length, max(1, chunk_size))
     weights = pool_mask.to(torch.float32)
 
     def chunk_sum(h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         return (log_saturation(fn(h).float()) * m.unsqueeze(-1)).sum(dim=1)
 
     pooled = []
-    for b0 in range(0, batch, rows_per_chunk):
-        b1 = min(batch, b0 + rows_per_chunk)
+    for rows, spans in position_blocks(batch, length, chunk_size):
         total = None
-        for l0 in range(0, length, cols_per_chunk):
-            l1 = min(length, l0 + cols_per_chunk)
-            part = _maybe_checkpoint(chunk_sum, hidden[b0:b1, l0:l1], weights[b0:b1, l0:l1])
+        for cols in spans:
+            part = _maybe_checkpoint(chunk_sum, hidden[rows, cols], weights[rows, cols])
             total = part if total is None else total + part
         pooled.append(total)
     out = torch.cat(pooled, dim=0) if len(pooled) > 1 else pooled[0]
@@ -205,13 +227,14 @@ def pool(
     chunk_size: int = 2048,
     postprocess=None,
     head_split=None,
+    screen=None,
 ) -> torch.Tensor:
-    """Dispatch on the pooling name (``last | max | mean | sum``)."""
+    """Dispatch on the pooling name (``last | max | mean | sum``); ``screen`` applies to ``max``."""
     if mode == "last":
         out = pool_last(hidden, head, last_index, postprocess)
         return out * pool_mask.any(dim=1, keepdim=True)
     if mode == "max":
-        return pool_max(hidden, head, pool_mask, chunk_size, postprocess, head_split)
+        return pool_max(hidden, head, pool_mask, chunk_size, postprocess, head_split, screen)
     if mode in ("mean", "sum"):
         return pool_sum(hidden, head, pool_mask, chunk_size, mean=mode == "mean", postprocess=postprocess)
     raise ValueError(f"unknown pooling {mode!r} ({' | '.join(POOLINGS)})")
