@@ -67,6 +67,43 @@ def test_closed_loop_meets_the_target_on_a_simulated_plant():
     assert width["query"] == pytest.approx(16, rel=0.05) and width["item"] == pytest.approx(64, rel=0.05)
 
 
+def test_probe_ratio_moves_the_steered_width_to_eval_mode():
+    """The index sees eval-mode vectors, 20% wider here than the training batches: with the
+    probe's ratio the loop meets the target in eval mode, without it it misses by 20%."""
+    for probe in (0, 64):
+        budget = TermBudget(TargetTermsSettings(item=64, probe=probe, probe_every=25), total_steps=900)
+        assert budget.probe_due(25) == (probe > 0) and not budget.probe_due(26)
+        reg = _flops()
+        width = 480.0
+        for step in range(1, 901):
+            equilibrium = 480.0 / (1 + budget.weight(reg, step, "item") * 400)
+            width += 0.1 * (equilibrium - width)
+            budget.observe(step, {"query": 1.0, "item": width})
+            if budget.probe_due(step):
+                budget.calibrate({"item": 1.2 * width})
+        eval_width = 1.2 * width
+        assert eval_width == pytest.approx(64 * (1.2 if probe == 0 else 1.0), rel=0.03)
+    assert budget.ratios()["item"] == pytest.approx(1.2, rel=0.02)
+    state = budget.state_dict()
+    again = TermBudget(TargetTermsSettings(item=64, probe=64, probe_every=25), total_steps=900)
+    again.load_state_dict(state)
+    assert again.ratios() == budget.ratios() and again.state_dict() == state
+
+
+def test_probe_is_a_fixed_seeded_sample_of_training_texts():
+    from types import SimpleNamespace
+
+    data = SimpleNamespace(item_texts=[f"item {i}" for i in range(100)], query_texts=["q a", "q b", "q a"] * 5)
+    budget = TermBudget(TargetTermsSettings(query=4, item=8, probe=10), total_steps=10)
+    budget.sample_probe(data, seed=3)
+    items = budget.probe_texts["item"]
+    assert len(items) == 10 == len(set(items)) and set(items) <= set(data.item_texts)
+    assert sorted(budget.probe_texts["query"]) == ["q a", "q b"]  # distinct queries, at most all of them
+    other = TermBudget(TargetTermsSettings(query=4, item=8, probe=10), total_steps=10)
+    other.sample_probe(data, seed=3)
+    assert other.probe_texts == budget.probe_texts
+
+
 def test_capped_window():
     lfw = LFWSettings(k_query=256, k_item=512)
     capped = capped_window(lfw, TargetTermsSettings(query=16, item=64))
@@ -94,7 +131,7 @@ def tiny(tmp_path_factory):
 def _train(root, backbone, out, resume=False, callbacks=(), **extra):
     from prosper.training.trainer import train
 
-    extra.setdefault("train__target_terms", {"query": 6, "item": 12})
+    extra.setdefault("train__target_terms", {"query": 6, "item": 12, "probe": 8, "probe_every": 2})
     settings = load_settings(overrides=overrides(root, backbone, out=out, name="bert", **extra), environ={})
     return train(settings, resume=resume, callbacks=callbacks)
 
@@ -107,6 +144,7 @@ def test_training_steers_and_resumes_with_the_controller_state(tiny):
     full = _train(root, backbone, "full", train__eval_every=100)
     logs = [r for r in read_jsonl(root / "full" / "metrics.jsonl") if r["event"] == "train"]
     assert all("target_item" in r and "lambda_flops_item" in r for r in logs)
+    assert all("width_ratio_item" in r for r in logs)
     assert logs[0]["lambda_flops_item"] == pytest.approx(1e-3)  # starts at the peak λ, unramped
     assert logs[-1]["lambda_flops_item"] != pytest.approx(1e-3)  # and is steered from there
     saved = SparseEncoder.load(full.final_dir, device="cpu").settings.lfw
@@ -117,4 +155,17 @@ def test_training_steers_and_resumes_with_the_controller_state(tiny):
     assert same_weights(full.final_dir, resumed.final_dir)
     cut = [r for r in read_jsonl(root / "cut" / "metrics.jsonl") if r["event"] == "train"]
     assert [r["lambda_flops_item"] for r in cut] == [r["lambda_flops_item"] for r in logs]
+    assert [r["width_ratio_item"] for r in cut] == [r["width_ratio_item"] for r in logs]
 
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_the_probe_measures_eval_mode_widths(tiny):
+    """Without the LFW cap the random model's widths move with dropout: the run logs the probe's
+    ratio from the first probe on."""
+    root, backbone = tiny
+    _train(root, backbone, "probe", train__eval_every=100, model__lfw__enabled=False,
+           train__target_terms={"query": 6, "item": 12, "probe": 16, "probe_every": 3}, train__log_every=1)
+    logs = [r for r in read_jsonl(root / "probe" / "metrics.jsonl") if r["event"] == "train"]
+    ratios = [r["width_ratio_item"] for r in logs]
+    assert ratios[:2] == [1.0, 1.0] and ratios[2] != 1.0 and 0.2 < ratios[2] < 5  # first probe after update 3

@@ -16,6 +16,13 @@ the controller cannot wind λ down to nothing: on Home Depot a floor of 1e-4 let
 while the items were narrow, and when they later widened past the budget (77 terms for 64) it
 could not climb back in time. ``cap_factor`` sets the LFW window to at most ``cap_factor × budget``
 for training and inference alike, so no single vector costs much more than the budget.
+
+Training batches are encoded in training mode (dropout on), and the index stores vectors made in
+eval mode: on Home Depot the catalogue's item vectors came out 17% wider than the training
+batches the controller had steered to. So every ``probe_every`` updates the trainer encodes a
+fixed, seeded sample of ``probe`` training items and queries in eval mode, and the controller
+steers ``nnz(t) · r`` instead, ``r`` the ratio of the probe's width to the geometric mean of the
+training batches' widths since the previous probe.
 """
 
 from __future__ import annotations
@@ -36,6 +43,11 @@ class TermBudget:
         self.log_floor = math.log(settings.min_scale)
         self.log_scale = {side: 0.0 for side in SIDES}
         self.start: dict[str, float] = {}  # the first batch's widths: where the target ramp starts
+        self.probe_size = settings.probe
+        self.probe_every = settings.probe_every
+        self.log_ratio = {side: 0.0 for side in SIDES}  # log(eval-mode width / training width), last probe
+        self._window = {side: [0.0, 0] for side in SIDES}  # Σ log width and count since the last probe
+        self.probe_texts: dict[str, list[str]] = {}  # set by sample_probe
 
     def controls(self, side: str) -> bool:
         return self.targets[side] is not None
@@ -62,21 +74,60 @@ class TermBudget:
             if not self.controls(side):
                 continue
             width = max(float(widths[side]), 1e-3)
+            self._window[side][0] += math.log(width)
+            self._window[side][1] += 1
+            width *= math.exp(self.log_ratio[side])
             self.start.setdefault(side, width)
             error = math.log(width / self.target(step, side))
             scale = self.log_scale[side] + self.rate * error
             self.log_scale[side] = min(_LOG_BOUND, max(self.log_floor, scale))
+
+    def sample_probe(self, data, seed: int) -> None:
+        """Draw the probe: ``probe`` distinct training items and queries (seeded, fixed for the run)."""
+        import numpy as np
+
+        rng = np.random.default_rng([seed, 17])
+        self.probe_texts = {}
+        for side, texts in (("item", data.item_texts), ("query", sorted(set(data.query_texts)))):
+            take = rng.choice(len(texts), size=min(self.probe_size, len(texts)), replace=False) if texts else []
+            self.probe_texts[side] = [texts[int(i)] for i in sorted(take)]
+
+    def probe_widths(self, encoder, batch_size: int) -> dict[str, float]:
+        """The probe's mean widths per side, encoded in eval mode (as the index will see them)."""
+        widths = {}
+        for side, texts in self.probe_texts.items():
+            if texts and self.controls(side):
+                widths[side] = float(encoder.encode(texts, side=side, batch_size=batch_size).nnz.mean())
+        return widths
+
+    def probe_due(self, step: int) -> bool:
+        """Whether the trainer should encode the probe after update ``step``."""
+        return self.probe_size > 0 and step % self.probe_every == 0
+
+    def calibrate(self, eval_widths: dict[str, float]) -> None:
+        """Take the probe's eval-mode widths: ``r`` per side against the batches since the last probe."""
+        for side in SIDES:
+            total, count = self._window[side]
+            if self.controls(side) and count and eval_widths.get(side):
+                self.log_ratio[side] = math.log(max(float(eval_widths[side]), 1e-3)) - total / count
+            self._window[side] = [0.0, 0]
+
+    def ratios(self) -> dict[str, float]:
+        return {side: math.exp(self.log_ratio[side]) for side in SIDES if self.controls(side)}
 
     def multipliers(self) -> dict[str, float]:
         return {side: math.exp(self.log_scale[side]) for side in SIDES if self.controls(side)}
 
     # checkpoint state, so that a resumed run steers exactly as an uninterrupted one
     def state_dict(self) -> dict:
-        return {"log_scale": dict(self.log_scale), "start": dict(self.start)}
+        return {"log_scale": dict(self.log_scale), "start": dict(self.start), "log_ratio": dict(self.log_ratio),
+                "window": {side: list(v) for side, v in self._window.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.log_scale.update(state.get("log_scale", {}))
         self.start.update(state.get("start", {}))
+        self.log_ratio.update(state.get("log_ratio", {}))
+        self._window.update({side: list(v) for side, v in state.get("window", {}).items()})
 
 
 def capped_window(lfw, budget_settings):

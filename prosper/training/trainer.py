@@ -295,6 +295,7 @@ class Trainer:
             from prosper.training.budget import TermBudget
 
             budget = TermBudget(t.target_terms, total_steps)
+            budget.sample_probe(data, t.seed)
         at = Position()
         if checkpoint is not None:
             at = restore(checkpoint, state, info, parallel, optimizer, scheduler, scaler, budget)
@@ -409,6 +410,11 @@ class Trainer:
         if run.budget is not None:  # every rank steers with the same (averaged) widths
             widths = all_reduce_mean([sums["nnz_query"], sums["nnz_item"]], run.info, device)
             run.budget.observe(step, dict(zip(("query", "item"), widths)))
+            if run.budget.probe_due(step):  # every rank encodes the same probe: the same ratios
+                with torch.random.fork_rng(devices=[]), run.parallel.evaluation():
+                    run.budget.calibrate(run.budget.probe_widths(encoder, t.eval_batch_size))
+            for side, ratio in run.budget.ratios().items():
+                sums[f"width_ratio_{side}"] = ratio
             for side in ("query", "item"):
                 if run.budget.targets[side] is not None:
                     sums[f"target_{side}"] = run.budget.target(step, side)
