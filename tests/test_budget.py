@@ -68,8 +68,8 @@ def test_closed_loop_meets_the_target_on_a_simulated_plant():
 
 
 def test_probe_ratio_moves_the_steered_width_to_eval_mode():
-    """The index sees eval-mode vectors, 20% wider here than the training batches: with the
-    probe's ratio the loop meets the target in eval mode, without it it misses by 20%."""
+    """The index sees eval-mode vectors, 20% wider here than in training mode: with the probe's
+    ratio the loop meets the target in eval mode, without it it misses by 20%."""
     for probe in (0, 64):
         budget = TermBudget(TargetTermsSettings(item=64, probe=probe, probe_every=25), total_steps=900)
         assert budget.probe_due(25) == (probe > 0) and not budget.probe_due(26)
@@ -80,10 +80,10 @@ def test_probe_ratio_moves_the_steered_width_to_eval_mode():
             width += 0.1 * (equilibrium - width)
             budget.observe(step, {"query": 1.0, "item": width})
             if budget.probe_due(step):
-                budget.calibrate({"item": 1.2 * width})
+                budget.calibrate({"item": (1.2 * width, width), "query": (1.0, 1.0)})
         eval_width = 1.2 * width
         assert eval_width == pytest.approx(64 * (1.2 if probe == 0 else 1.0), rel=0.03)
-    assert budget.ratios()["item"] == pytest.approx(1.2, rel=0.02)
+    assert budget.ratios() == {"item": pytest.approx(1.2)}  # the query side is not budgeted
     state = budget.state_dict()
     again = TermBudget(TargetTermsSettings(item=64, probe=64, probe_every=25), total_steps=900)
     again.load_state_dict(state)
@@ -169,3 +169,26 @@ def test_the_probe_measures_eval_mode_widths(tiny):
     logs = [r for r in read_jsonl(root / "probe" / "metrics.jsonl") if r["event"] == "train"]
     ratios = [r["width_ratio_item"] for r in logs]
     assert ratios[:2] == [1.0, 1.0] and ratios[2] != 1.0 and 0.2 < ratios[2] < 5  # first probe after update 3
+
+
+def test_probe_widths_are_eval_and_training_mode_widths_of_the_same_texts(tiny):
+    import torch
+
+    from prosper.contracts.fixtures import model_settings
+    from prosper.modeling.encoder import SparseEncoder
+
+    root, backbone = tiny
+    base = model_settings(backbone, "bert")
+    settings = base.model_copy(update={"lfw": base.lfw.model_copy(update={"enabled": False})})
+    encoder = SparseEncoder.from_settings(settings, device="cpu")
+    budget = TermBudget(TargetTermsSettings(item=12, probe=20), total_steps=10)  # the query side is free
+    budget.probe_texts = {"item": [f"cordless drill {i} volt kit" for i in range(20)], "query": ["drill"]}
+    encoder.train()
+    state = torch.random.get_rng_state()
+    widths = budget.probe_widths(encoder, batch_size=8)
+    assert encoder.training and list(widths) == ["item"]
+    eval_width, train_width = widths["item"]
+    assert eval_width == pytest.approx(float(encoder.encode(budget.probe_texts["item"]).nnz.mean()))
+    torch.random.set_rng_state(state)  # the same dropout masks: the same training-mode width
+    assert budget.probe_widths(encoder, batch_size=8)["item"][1] == pytest.approx(train_width)
+    assert train_width != pytest.approx(eval_width)  # dropout changes the width

@@ -20,9 +20,11 @@ for training and inference alike, so no single vector costs much more than the b
 Training batches are encoded in training mode (dropout on), and the index stores vectors made in
 eval mode: on Home Depot the catalogue's item vectors came out 17% wider than the training
 batches the controller had steered to. So every ``probe_every`` updates the trainer encodes a
-fixed, seeded sample of ``probe`` training items and queries in eval mode, and the controller
-steers ``nnz(t) · r`` instead, ``r`` the ratio of the probe's width to the geometric mean of the
-training batches' widths since the previous probe.
+fixed, seeded sample of ``probe`` training items and queries twice, in eval and in training mode
+(no gradients), and the controller steers ``nnz(t) · r`` instead, ``r`` the ratio of the two
+widths: the same texts and weights, so ``r`` is dropout's effect alone. (A ratio against the
+batches since the previous probe swung from 0.6 to 2.3 while the widths moved, and fed the
+controller's oscillation.)
 """
 
 from __future__ import annotations
@@ -45,8 +47,7 @@ class TermBudget:
         self.start: dict[str, float] = {}  # the first batch's widths: where the target ramp starts
         self.probe_size = settings.probe
         self.probe_every = settings.probe_every
-        self.log_ratio = {side: 0.0 for side in SIDES}  # log(eval-mode width / training width), last probe
-        self._window = {side: [0.0, 0] for side in SIDES}  # Σ log width and count since the last probe
+        self.log_ratio = {side: 0.0 for side in SIDES}  # log(eval-mode width / training-mode width), last probe
         self.probe_texts: dict[str, list[str]] = {}  # set by sample_probe
 
     def controls(self, side: str) -> bool:
@@ -73,10 +74,7 @@ class TermBudget:
         for side in SIDES:
             if not self.controls(side):
                 continue
-            width = max(float(widths[side]), 1e-3)
-            self._window[side][0] += math.log(width)
-            self._window[side][1] += 1
-            width *= math.exp(self.log_ratio[side])
+            width = max(float(widths[side]), 1e-3) * math.exp(self.log_ratio[side])
             self.start.setdefault(side, width)
             error = math.log(width / self.target(step, side))
             scale = self.log_scale[side] + self.rate * error
@@ -92,25 +90,35 @@ class TermBudget:
             take = rng.choice(len(texts), size=min(self.probe_size, len(texts)), replace=False) if texts else []
             self.probe_texts[side] = [texts[int(i)] for i in sorted(take)]
 
-    def probe_widths(self, encoder, batch_size: int) -> dict[str, float]:
-        """The probe's mean widths per side, encoded in eval mode (as the index will see them)."""
+    def probe_widths(self, encoder, batch_size: int) -> dict[str, tuple[float, float]]:
+        """``{side: (eval-mode width, training-mode width)}`` of the probe, without gradients."""
+        import torch
+
         widths = {}
         for side, texts in self.probe_texts.items():
-            if texts and self.controls(side):
-                widths[side] = float(encoder.encode(texts, side=side, batch_size=batch_size).nnz.mean())
+            if not texts or not self.controls(side):
+                continue
+            eval_width = float(encoder.encode(texts, side=side, batch_size=batch_size).nnz.mean())
+            was_training = encoder.training
+            encoder.train()
+            try:
+                with torch.no_grad():
+                    nnz = [float((encoder(encoder.tokenize(texts[k : k + batch_size], side), side).vectors > 0).sum())
+                           for k in range(0, len(texts), batch_size)]
+            finally:
+                encoder.train(was_training)
+            widths[side] = (eval_width, sum(nnz) / len(texts))
         return widths
 
     def probe_due(self, step: int) -> bool:
         """Whether the trainer should encode the probe after update ``step``."""
         return self.probe_size > 0 and step % self.probe_every == 0
 
-    def calibrate(self, eval_widths: dict[str, float]) -> None:
-        """Take the probe's eval-mode widths: ``r`` per side against the batches since the last probe."""
-        for side in SIDES:
-            total, count = self._window[side]
-            if self.controls(side) and count and eval_widths.get(side):
-                self.log_ratio[side] = math.log(max(float(eval_widths[side]), 1e-3)) - total / count
-            self._window[side] = [0.0, 0]
+    def calibrate(self, widths: dict[str, tuple[float, float]]) -> None:
+        """Take the probe's ``(eval-mode, training-mode)`` widths: ``r`` per side is their ratio."""
+        for side, (eval_width, train_width) in widths.items():
+            if self.controls(side):
+                self.log_ratio[side] = math.log(max(eval_width, 1e-3) / max(train_width, 1e-3))
 
     def ratios(self) -> dict[str, float]:
         return {side: math.exp(self.log_ratio[side]) for side in SIDES if self.controls(side)}
@@ -120,14 +128,12 @@ class TermBudget:
 
     # checkpoint state, so that a resumed run steers exactly as an uninterrupted one
     def state_dict(self) -> dict:
-        return {"log_scale": dict(self.log_scale), "start": dict(self.start), "log_ratio": dict(self.log_ratio),
-                "window": {side: list(v) for side, v in self._window.items()}}
+        return {"log_scale": dict(self.log_scale), "start": dict(self.start), "log_ratio": dict(self.log_ratio)}
 
     def load_state_dict(self, state: dict) -> None:
         self.log_scale.update(state.get("log_scale", {}))
         self.start.update(state.get("start", {}))
         self.log_ratio.update(state.get("log_ratio", {}))
-        self._window.update({side: list(v) for side, v in state.get("window", {}).items()})
 
 
 def capped_window(lfw, budget_settings):
