@@ -93,6 +93,12 @@ class ModelSettings(Section):
     pool_special_tokens: bool | None = None  # None: MLM pools [CLS]/[SEP] (SPLADE), causal LMs never do
     lora: LoraSettings | None = None  # LoRA on the backbone {r, alpha, dropout, target_modules}, the LRN trained fully, merged on save; null: train every weight
 
+    @field_validator("head_screen", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value):
+        # YAML reads a bare on/off as a boolean: model.head_screen=off must mean "off"
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
 
 # -- data ---------------------------------------------------------------------------------
 class DataSettings(Section):

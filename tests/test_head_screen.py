@@ -121,3 +121,10 @@ def test_screened_splade_tiny_gives_the_fp32_vectors(shared_dir, tmp_path):
     [(off, on)] = _both(settings, TEXTS, tmp_path)
     _assert_same_vectors(off, on)
     assert (on > 0).sum(axis=1).min() > 0  # even the empty text keeps [CLS]/[SEP] terms
+
+
+def test_head_screen_override_reads_yaml_on_and_off():
+    from prosper.settings import load_settings
+
+    for text, mode in (("off", "off"), ("on", "on"), ("auto", "auto"), ("false", "off")):
+        assert load_settings(overrides=[f"model.head_screen={text}"], environ={}).model.head_screen == mode
