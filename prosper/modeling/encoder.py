@@ -16,7 +16,7 @@ docs/method.md for the mapping from the paper's equations to settings.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -32,7 +32,7 @@ from prosper.modeling.batching import plan_batches
 from prosper.modeling.lfw import focusing_window
 from prosper.modeling.lrn import LiteralResidual
 from prosper.modeling.pooling import pool
-from prosper.modeling.screen import HeadScreen, screen_applies
+from prosper.modeling.screen import HeadScreen, onednn, screen_applies
 from prosper.modeling.transforms import keep_terms, literal_indicator
 from prosper.settings import ModelSettings
 from prosper.sparse import SparseVectors
@@ -519,7 +519,6 @@ class SparseEncoder(nn.Module):
         return _scoring.score(q, d, self.settings.scoring)
 
 
-@contextmanager
 def _without_onednn(active: bool):
     """Run fp32 CPU inference on ATen's own kernels instead of oneDNN's (GELU is the only oneDNN
     op an fp32 encoder hits). oneDNN JIT-compiles and caches one primitive per tensor shape
@@ -527,14 +526,7 @@ def _without_onednn(active: bool):
     between the freed activations, so glibc cannot reuse or return that memory and the peak
     grew by ~0.25 GB over 2,000 long texts. ATen's GELU is as fast here and keeps the peak flat;
     the vectors agree to float tolerance. bf16/fp16 keep oneDNN (their fast matmuls need it)."""
-    if not active or not torch.backends.mkldnn.enabled:
-        yield
-        return
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = True
+    return onednn(False) if active else nullcontext()
 
 
 class _progress:

@@ -50,14 +50,14 @@ def screen_applies(mode: str, device: torch.device, weight: torch.Tensor) -> boo
 
 
 @contextmanager
-def _onednn():
-    """bf16 matmuls are fast only through oneDNN, which fp32 CPU inference switches off."""
-    enabled = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = True
+def onednn(enabled: bool):
+    """oneDNN switched on or off for a block, the previous state restored after it."""
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = enabled
     try:
         yield
     finally:
-        torch.backends.mkldnn.enabled = enabled
+        torch.backends.mkldnn.enabled = previous
 
 
 class HeadScreen:
@@ -116,7 +116,7 @@ class HeadScreen:
         time, computed as ``W @ X^T`` (the maximum then runs along contiguous memory)."""
         batch, length, width = pre_bf16.shape
         maxima = []
-        with _onednn():
+        with onednn(True):  # bf16 matmuls are fast only through oneDNN, which fp32 CPU inference switches off
             for rows, spans in position_blocks(batch, length, chunk_size):
                 running = None
                 for cols in spans:
