@@ -160,10 +160,16 @@ def pool_max(
             logits = screen.max_logits(pre, pool_mask, weight, bias, chunk_size)
             return _saturate(logits, bias, pool_mask)
 
+        # one logits buffer for every block: blocks of varying size, allocated afresh, fragment
+        # glibc's heap (its mmap threshold adapts up to 32 MB) and doubled the peak on long texts
+        buffer = torch.empty(weight.shape[0] * min(chunk_size, batch * length), dtype=weight.dtype, device=hidden.device)
+
         def chunk_max(h: torch.Tensor) -> torch.Tensor:
             pre = transform(h)
             rows, cols = pre.shape[:2]
-            return torch.matmul(weight, pre.reshape(-1, pre.shape[-1]).t()).reshape(-1, rows, cols).amax(dim=2).t()
+            logits = buffer[: weight.shape[0] * rows * cols].view(weight.shape[0], rows * cols)
+            torch.matmul(weight, pre.reshape(-1, pre.shape[-1]).t().to(weight.dtype), out=logits)
+            return logits.view(-1, rows, cols).amax(dim=2).t()
 
     else:
 
