@@ -135,7 +135,7 @@ class TargetTermsSettings(Section):
     rate: float = Field(0.1, gt=0, le=1)  # controller gain: log λ moves by rate * log(width / target) per step
     cap_factor: float = Field(2.0, ge=1)  # LFW k (training and inference) at most cap_factor * target
     min_scale: float = Field(1.0, gt=0, le=1)  # λ never falls below min_scale x the configured λ (no wind-up)
-    probe: int = Field(256, ge=0)  # training items and queries encoded in eval mode (dropout off, as indexed) to correct the steered width; 0: training batches only
+    probe: int = Field(256, ge=0)  # training items and queries encoded in eval mode (as indexed) and in training mode: their width ratio corrects the steered width; 0: training batches only
     probe_every: int = Field(50, ge=1)  # updates between two probes
 
 

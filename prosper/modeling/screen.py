@@ -90,7 +90,7 @@ class HeadScreen:
         ``pool_mask`` must already hold copies of a pooled position (as :func:`pool_max` makes).
         """
         weight_bf16, norms = self._prepared(weight)
-        batch, length, width = pre.shape
+        batch = pre.shape[0]
         approx = self._approx_max(pre.to(torch.bfloat16), weight_bf16, chunk_size)  # [B, V]
         slack = EPS_INPUTS * pre.float().norm(dim=-1).amax(dim=1, keepdim=True) * norms  # [B, V]
         bound = approx + EPS_OUTPUT * approx.abs() + slack
